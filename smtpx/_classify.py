@@ -1,0 +1,158 @@
+"""``classify(command, reply)``: the pure, table-driven heart of smtpx.
+
+A reply becomes a typed success result or an exception *instance*; nothing
+here raises and nothing does I/O.  The rules are data, read top to bottom.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from smtpx import errors as e
+from smtpx._codes import Severity
+from smtpx._commands import Command
+from smtpx._reply import Reply
+from smtpx._table import TABLE, is_expected
+from smtpx.results import SUCCESS_TYPES, Success
+
+
+@attrs.frozen
+class Rule:
+    """Reply ``code`` (to ``command``, with enhanced ``subject.detail``) means ``error``.
+
+    A field left None matches anything.  The first matching rule wins, so the
+    more specific rules stand first.
+    """
+
+    code: int
+    error: type[e.SMTPError]
+    command: Command | None = None
+    enhanced: tuple[int, int] | None = None
+    source: str = ""
+
+
+# Exceptions to "severity follows the first digit", each citing its source.
+SEVERITY_OVERRIDES: dict[tuple[Command, int], tuple[Severity, str]] = {
+    (Command.RCPT, 552): (
+        Severity.TRANSIENT,
+        "RFC 5321 §4.5.3.1.10: clients SHOULD treat 552 to RCPT as temporary",
+    ),
+}
+
+RULES: tuple[Rule, ...] = (
+    # command-specific meanings
+    Rule(554, e.NoSMTPService, command=Command.CONNECT, source="RFC 5321 §3.1"),
+    Rule(454, e.TLSUnavailable, command=Command.STARTTLS, source="RFC 3207 §4"),
+    Rule(454, e.AuthUnavailable, command=Command.AUTH, source="RFC 4954 §6"),
+    Rule(552, e.TooManyRecipients, command=Command.RCPT, enhanced=(5, 3)),
+    Rule(552, e.MailboxFullTemporary, command=Command.RCPT, source="RFC 5321 §4.5.3.1.10"),
+    # enhanced status refines the basic code (RFC 3463)
+    Rule(452, e.TooManyRecipients, enhanced=(5, 3), source="RFC 5321 §4.5.3.1.10"),
+    Rule(452, e.MailboxFullTemporary, enhanced=(2, 2), source="RFC 3463 X.2.2"),
+    Rule(450, e.MailboxFullTemporary, enhanced=(2, 2), source="RFC 3463 X.2.2"),
+    Rule(451, e.MailboxFullTemporary, enhanced=(2, 2), source="RFC 3463 X.2.2"),
+    Rule(550, e.NoSuchMailbox, enhanced=(1, 1), source="RFC 3463 X.1.1"),
+    Rule(552, e.MessageTooLarge, enhanced=(2, 3), source="RFC 3463 X.2.3"),
+    Rule(552, e.MessageTooLarge, enhanced=(3, 4), source="RFC 3463 X.3.4"),
+    Rule(554, e.MessageTooLarge, enhanced=(3, 4), source="RFC 3463 X.3.4"),
+    Rule(554, e.AuthFailed, command=Command.AUTH, enhanced=(7, 8), source="RFC 4954 §6"),
+    # the catalogue: one meaning per code
+    Rule(421, e.ServiceUnavailable),
+    Rule(422, e.MailboxFullTemporary),
+    Rule(431, e.DomainOverloaded),
+    Rule(432, e.PasswordTransitionNeeded, source="RFC 4954 §4.7"),
+    Rule(441, e.NoAnswerFromHost),
+    Rule(442, e.ConnectionDropped),
+    Rule(446, e.RoutingLoop),
+    Rule(450, e.MailboxBusy),
+    Rule(451, e.LocalError),
+    Rule(452, e.InsufficientStorage),
+    Rule(453, e.NotAcceptingMessages, source="RFC 3463 X.3.2"),
+    Rule(454, e.TLSUnavailable),
+    Rule(455, e.ParametersNotAccommodated),
+    Rule(458, e.NotAcceptingMessages, source="RFC 1985"),
+    Rule(459, e.NotAcceptingMessages, source="RFC 1985"),
+    Rule(471, e.SpamFilterDeferred),
+    Rule(500, e.CommandUnrecognized),
+    Rule(501, e.InvalidArguments),
+    Rule(502, e.CommandNotImplemented),
+    Rule(503, e.BadCommandSequence),
+    Rule(504, e.ParameterNotImplemented),
+    Rule(510, e.InvalidAddress),
+    Rule(512, e.DomainNotFound),
+    Rule(521, e.HostDoesNotAcceptMail, source="RFC 7504"),
+    Rule(523, e.MessageTooLarge),
+    Rule(530, e.AuthRequired),
+    Rule(534, e.AuthMechanismTooWeak, source="RFC 4954 §6"),
+    Rule(535, e.AuthFailed),
+    Rule(538, e.EncryptionRequired),
+    Rule(541, e.SpamRejected),
+    Rule(550, e.MailboxUnavailable),
+    Rule(551, e.UserNotLocal),
+    Rule(552, e.MailboxFullPermanent),
+    Rule(553, e.MailboxNameInvalid),
+    Rule(554, e.TransactionFailed),
+    Rule(555, e.ParametersNotRecognized),
+    Rule(556, e.DomainDoesNotAcceptMail, source="RFC 7504"),
+)
+
+_BY_SEVERITY: dict[Severity, type[e.SMTPError]] = {
+    Severity.TRANSIENT: e.TransientError,
+    Severity.PERMANENT: e.PermanentError,
+}
+
+
+def severity(command: Command, code: int) -> Severity:
+    """The severity of ``code`` in reply to ``command``, overrides included."""
+    override = SEVERITY_OVERRIDES.get((command, code))
+    return override[0] if override is not None else Severity.of_code(code)
+
+
+def error_class(command: Command, reply: Reply) -> type[e.SMTPError]:
+    """The exception class for a negative ``reply`` to ``command``."""
+    wanted = _BY_SEVERITY[severity(command, reply.code)]
+    enhanced = reply.enhanced
+    for rule in RULES:
+        if rule.code != reply.code:
+            continue
+        if rule.command is not None and rule.command is not command:
+            continue
+        if rule.enhanced is not None and (
+            enhanced is None or (enhanced.subject, enhanced.detail) != rule.enhanced
+        ):
+            continue
+        if issubclass(rule.error, wanted):
+            return rule.error
+    return wanted
+
+
+def classify(
+    command: Command, reply: Reply, *, recipient: str | None = None
+) -> Success | e.SMTPError:
+    """Turn ``reply`` to ``command`` into a success result or an exception instance.
+
+    Total: every reply gets an answer, and nothing is raised.
+    """
+    code = reply.code
+    row = TABLE[command]
+    if not 200 <= code <= 599:
+        return e.ProtocolError(
+            f"reply code {code} is outside 200-599", command=command, reply=reply, raw=reply.raw
+        )
+    if code in row.positive:
+        return SUCCESS_TYPES[code](command, reply)
+    if code < 400:
+        return e.UnexpectedReply(
+            f"{code} is not a positive reply to {command.label}; the session is out of step",
+            command=command,
+            reply=reply,
+            recipient=recipient,
+            raw=reply.raw,
+        )
+    cls = error_class(command, reply)
+    return cls(
+        command=command,
+        reply=reply,
+        recipient=recipient,
+        unexpected=not is_expected(command, code),
+    )

@@ -1,0 +1,48 @@
+"""The SMTP commands smtpx knows, as an enum (the rows of the command table)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Command(enum.Enum):
+    """One step of an SMTP session whose reply smtpx classifies.
+
+    ``CONNECT`` is the greeting the server sends when the connection opens.
+    ``DATA`` is the reply to the ``DATA`` verb (normally 354) and ``DATA_END``
+    the reply after the final ``.`` (normally 250): both come from the table's
+    DATA row, but they mean different things, and a failure after the final
+    ``.`` may leave delivery unknown.
+    """
+
+    CONNECT = "CONNECT"
+    EHLO = "EHLO"
+    HELO = "HELO"
+    STARTTLS = "STARTTLS"
+    AUTH = "AUTH"
+    MAIL = "MAIL"
+    RCPT = "RCPT"
+    DATA = "DATA"
+    DATA_END = "DATA_END"
+    RSET = "RSET"
+    VRFY = "VRFY"
+    EXPN = "EXPN"
+    HELP = "HELP"
+    NOOP = "NOOP"
+    QUIT = "QUIT"
+
+    @property
+    def label(self) -> str:
+        """How the step reads in a sentence: ``MAIL FROM``, ``end of DATA``."""
+        return _LABELS.get(self, self.value)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+_LABELS = {
+    Command.CONNECT: "connection greeting",
+    Command.MAIL: "MAIL FROM",
+    Command.RCPT: "RCPT TO",
+    Command.DATA_END: "end of DATA",
+}

@@ -1,0 +1,95 @@
+"""Enhanced status codes (RFC 3463): ``class.subject.detail``, explained from the IANA registry.
+
+The registry rows live in ``smtpx/data/enhanced-status-codes.csv``, read once on import.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from importlib import resources
+
+import attrs
+
+
+@attrs.frozen
+class RegistryEntry:
+    """One row of the registry: ``X.1.1`` → "Bad destination mailbox address"."""
+
+    subject: int
+    detail: int
+    title: str
+    basic_codes: tuple[int, ...]
+    use: str  # "permanent", "transient", "success" or "any"
+    reference: str
+
+
+def _load_registry() -> dict[tuple[int, int], RegistryEntry]:
+    text = resources.files("smtpx").joinpath("data/enhanced-status-codes.csv").read_text("utf-8")
+    registry: dict[tuple[int, int], RegistryEntry] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        _, subject, detail = row["code"].split(".")
+        entry = RegistryEntry(
+            subject=int(subject),
+            detail=int(detail),
+            title=row["title"],
+            basic_codes=tuple(int(code) for code in row["basic_codes"].split() if code != "any"),
+            use=row["use"],
+            reference=row["reference"],
+        )
+        registry[entry.subject, entry.detail] = entry
+    return registry
+
+
+REGISTRY: dict[tuple[int, int], RegistryEntry] = _load_registry()
+
+# RFC 3463 §2: class is 2, 4 or 5; subject and detail are 1-3 digits without
+# leading zeros (we accept them anyway: servers send "5.01.1" rarely but it happens).
+_PATTERN = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+
+
+@attrs.frozen
+class EnhancedStatus:
+    """An RFC 3463 enhanced status code such as ``5.1.1``, with its registry entry."""
+
+    klass: int
+    subject: int
+    detail: int
+
+    @classmethod
+    def parse(cls, text: str) -> EnhancedStatus | None:
+        """The enhanced code at the start of ``text``, or None when there is none."""
+        match = _PATTERN.match(text)
+        if match is None:
+            return None
+        return cls(int(match[1]), int(match[2]), int(match[3]))
+
+    @property
+    def entry(self) -> RegistryEntry | None:
+        """The registry row for ``X.subject.detail``, or None for an unregistered code."""
+        return REGISTRY.get((self.subject, self.detail))
+
+    @property
+    def title(self) -> str:
+        """The registry title, or a generic one built from the subject."""
+        entry = self.entry
+        if entry is not None:
+            return entry.title
+        return f"unregistered code in the {_SUBJECTS.get(self.subject, 'unknown')} subject"
+
+    def __str__(self) -> str:
+        return f"{self.klass}.{self.subject}.{self.detail}"
+
+
+# RFC 3463 §3: the subject sub-codes.
+_SUBJECTS = {
+    0: "other or undefined",
+    1: "addressing",
+    2: "mailbox",
+    3: "mail system",
+    4: "network and routing",
+    5: "mail delivery protocol",
+    6: "message content or media",
+    7: "security or policy",
+}

@@ -1,0 +1,100 @@
+"""``Reply``: one server reply as a value, and the strict parser for raw reply bytes."""
+
+from __future__ import annotations
+
+import attrs
+
+from smtpx._enhanced import EnhancedStatus
+from smtpx.errors import ProtocolError
+
+# RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets; real servers exceed it
+# in EHLO and banner lines, so we allow 1000 (the text-line limit) and no more.
+MAX_LINE_LENGTH = 1000
+# An endless multi-line reply must not exhaust memory.
+MAX_LINES = 100
+
+
+@attrs.frozen
+class Reply:
+    """A complete server reply: ``code``, its text ``lines`` and the enhanced status, if any.
+
+    ``lines`` hold the text after ``"250-"``/``"250 "`` on each line; ``raw`` the
+    bytes as received, when they were.
+    """
+
+    code: int
+    lines: tuple[str, ...] = ()
+    enhanced: EnhancedStatus | None = attrs.field(default=None)
+    raw: bytes | None = attrs.field(default=None, repr=False, eq=False)
+
+    @classmethod
+    def build(cls, code: int, text: str = "", raw: bytes | None = None) -> Reply:
+        """A reply from a code and its (possibly multi-line) text; the enhanced code is read
+        from the first line."""
+        lines = tuple(text.split("\n")) if text else ()
+        enhanced = EnhancedStatus.parse(lines[0]) if lines else None
+        return cls(code, lines, enhanced, raw)
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Reply:
+        """Parse exactly one complete reply, strictly.
+
+        Raises ``ProtocolError`` (carrying the raw bytes) when a line lacks a
+        three-digit code, the code is outside 200-599, continuation lines disagree
+        on the code, a line is over-long, or anything follows the last line.
+        """
+        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+        if not data:
+            raise ProtocolError("empty reply", raw=data)
+        body = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
+        raw_lines = [line.removesuffix(b"\r") for line in body.split(b"\n")]
+        if len(raw_lines) > MAX_LINES:
+            raise ProtocolError(f"reply has more than {MAX_LINES} lines", raw=data)
+        code: int | None = None
+        texts: list[str] = []
+        for index, line in enumerate(raw_lines):
+            last = index == len(raw_lines) - 1
+            line_code = _line_code(line, data)
+            if code is None:
+                code = line_code
+            elif line_code != code:
+                raise ProtocolError(
+                    f"continuation line has code {line_code}, first line had {code}", raw=data
+                )
+            separator = line[3:4]
+            if separator not in (b" ", b"", b"-") or (separator == b"-") == last:
+                raise ProtocolError(
+                    "a reply's last line must read 'NNN text' and every other 'NNN-text'",
+                    raw=data,
+                )
+            texts.append(line[4:].decode("utf-8", "replace"))
+        assert code is not None  # body has at least one line
+        return cls.build(code, "\n".join(texts), raw=data)
+
+    @property
+    def text(self) -> str:
+        """The server's text, lines joined by newlines."""
+        return "\n".join(self.lines)
+
+    @property
+    def message(self) -> str:
+        """The server's text with the enhanced status code taken off each line."""
+        if self.enhanced is None:
+            return self.text
+        prefix = str(self.enhanced)
+        return "\n".join(line.removeprefix(prefix).lstrip() for line in self.lines)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".rstrip()
+
+
+def _line_code(line: bytes, data: bytes) -> int:
+    if len(line) > MAX_LINE_LENGTH:
+        raise ProtocolError(f"reply line longer than {MAX_LINE_LENGTH} octets", raw=data)
+    digits = line[:3]
+    if len(digits) != 3 or not digits.isdigit():
+        raise ProtocolError("reply line does not start with a three-digit code", raw=data)
+    code = int(digits)
+    if not 200 <= code <= 599:
+        raise ProtocolError(f"reply code {code} is outside 200-599", raw=data)
+    return code

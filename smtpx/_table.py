@@ -1,0 +1,55 @@
+"""The command table as data: per command, the positive and the negative reply codes.
+
+Transcribed from ``smtpx/data/command-table.txt`` (the test suite checks every
+row against that file).  One deliberate refinement: the table's DATA row lists
+250 and 354 together, but 250 to the ``DATA`` verb or 354 after the final
+``.`` would desynchronise the session, so the two stages get one positive code
+each and share the row's negative codes.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from smtpx._commands import Command
+
+
+@attrs.frozen
+class Row:
+    positive: frozenset[int]
+    negative: frozenset[int]
+
+
+def _row(positive: tuple[int, ...], negative: tuple[int, ...] = ()) -> Row:
+    return Row(frozenset(positive), frozenset(negative))
+
+
+_EHLO = _row((250,), (502, 504, 550))
+_DATA_NEGATIVE = (450, 451, 452, 503, 550, 552, 554)
+
+TABLE: dict[Command, Row] = {
+    Command.CONNECT: _row((220,), (554,)),
+    Command.STARTTLS: _row((220,), (454,)),
+    Command.EHLO: _EHLO,
+    Command.HELO: _EHLO,
+    Command.AUTH: _row((235, 334), (530, 535, 538)),
+    Command.MAIL: _row((250,), (451, 452, 455, 503, 550, 552, 553, 555)),
+    Command.RCPT: _row((250, 251), (450, 451, 452, 455, 503, 550, 551, 552, 553, 555)),
+    Command.DATA: _row((354,), _DATA_NEGATIVE),
+    Command.DATA_END: _row((250,), _DATA_NEGATIVE),
+    Command.RSET: _row((250,)),
+    Command.VRFY: _row((250, 251, 252), (502, 504, 550, 551, 553)),
+    Command.EXPN: _row((250, 252), (502, 504, 550)),
+    Command.HELP: _row((211, 214), (502, 504)),
+    Command.NOOP: _row((250,)),
+    Command.QUIT: _row((221,)),
+}
+
+# RFC 5321 §3.8: any command may be answered by 421 when the server shuts down.
+ANY_COMMAND = frozenset({421})
+
+
+def is_expected(command: Command, code: int) -> bool:
+    """Whether ``code`` is a reply the table (or RFC 5321 §3.8) foresees for ``command``."""
+    row = TABLE[command]
+    return code in row.positive or code in row.negative or code in ANY_COMMAND
