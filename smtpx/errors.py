@@ -56,11 +56,21 @@ too.  ``*`` marks a category base::
     ├── DeliveryUnknown               lost after the final "."; maybe delivered (NetworkError)
     ├── ProtocolError                 a reply that is not SMTP: bad code, bad framing
     │   └── UnexpectedReply           a positive code the command does not allow
-    └── UsageError                    refused before sending: bad address, bad option
-        ├── InvalidEnvelope           bad envelope address or parameter  (also ValueError)
-        └── ExtensionRequired         the message needs SMTPUTF8/8BITMIME/SIZE the server lacks
+    ├── UsageError                    refused before sending: bad address, bad option
+    │   ├── InvalidEnvelope           bad envelope address or parameter  (also ValueError)
+    │   ├── InvalidMessage            message bytes that cannot be sent safely (also ValueError)
+    │   ├── ExtensionRequired         the message needs SMTPUTF8/8BITMIME the server lacks
+    │   └── PlaintextAuthRefused      credentials would cross an unencrypted connection
+    └── RecipientsRefused *           every recipient was refused; .rejected holds each error
+        ├── AllRecipientsDeferred     every refusal was transient        (TransientError)
+        └── AllRecipientsRejected     at least one refusal was permanent (PermanentError)
 
-``*`` categories: ``AuthError``, ``TLSError``, ``NetworkError``, ``MailboxFull``.
+``*`` categories: ``AuthError``, ``TLSError``, ``NetworkError``, ``MailboxFull``,
+``RecipientsRefused``.
+
+An error raised by ``send()`` also carries ``rejected`` (the recipients refused
+before it, each with its own error) and ``undelivered`` (the recipients that did
+not get the message because of it), so no refusal is ever lost.
 
 The aiosmtplib, ``ssl`` or ``OSError`` exception behind an error stays
 available as ``__cause__``.  No message ever contains credentials.
@@ -106,6 +116,10 @@ class SMTPError(Exception):
         self.reply = reply
         self.recipient = recipient
         self.unexpected = unexpected
+        #: Set by ``send()``: refusals seen before this error, by recipient.
+        self.rejected: Mapping[str, SMTPError] = {}
+        #: Set by ``send()``: the recipients that did not get the message because of it.
+        self.undelivered: tuple[str, ...] = ()
         super().__init__(self._sentence())
 
     @property
@@ -123,7 +137,8 @@ class SMTPError(Exception):
         head = " ".join(parts)
         if self.reply is None:
             sentence = f"{head} failed: {self.summary}"
-            return f"{sentence}: {self.detail}" if self.detail else sentence
+            sentence = f"{sentence}: {self.detail}" if self.detail else sentence
+            return sentence + self._refusals()
         reply = self.reply
         enhanced = f" {reply.enhanced}" if reply.enhanced is not None else ""
         sentence = f"{head} failed with {reply.code}{enhanced}"
@@ -137,7 +152,15 @@ class SMTPError(Exception):
             sentence += f"; {reply.code} is not a reply the command table lists for this command"
         if self.detail:
             sentence += f". {self.detail}"
-        return sentence
+        return sentence + self._refusals()
+
+    def _refusals(self) -> str:
+        if not self.rejected:
+            return ""
+        listed = "; ".join(
+            f"<{rcpt}> {err.code or type(err).__name__}" for rcpt, err in self.rejected.items()
+        )
+        return f" [refused: {listed}]"
 
     def __str__(self) -> str:
         return self._sentence()
@@ -466,3 +489,33 @@ class ExtensionRequired(UsageError):
     """The message needs an extension (SMTPUTF8, 8BITMIME, SIZE) the server does not offer."""
 
     summary = "the server lacks an extension this message needs"
+
+
+class InvalidMessage(UsageError, ValueError):
+    """The message content cannot be sent safely (a NUL byte, an over-long line)."""
+
+    summary = "invalid message"
+
+
+class PlaintextAuthRefused(UsageError):
+    """Credentials would be sent over an unencrypted connection; opt in to allow it."""
+
+    summary = "refusing to authenticate over an unencrypted connection"
+
+
+class RecipientsRefused(SMTPError):
+    """Every recipient was refused; ``rejected`` maps each to its own error."""
+
+    summary = "every recipient was refused"
+
+
+class AllRecipientsDeferred(TransientError, RecipientsRefused):
+    """Every recipient was refused, all temporarily: the whole message may be retried."""
+
+    summary = "every recipient was refused temporarily"
+
+
+class AllRecipientsRejected(PermanentError, RecipientsRefused):
+    """Every recipient was refused, at least one permanently."""
+
+    summary = "every recipient was refused, at least one permanently"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import attrs
 
 from smtpx._commands import Command
 from smtpx._reply import Reply
+
+if TYPE_CHECKING:
+    from smtpx.errors import SMTPError
 
 
 @attrs.frozen
@@ -82,3 +88,16 @@ SUCCESS_TYPES: dict[int, type[Success]] = {
     334: AuthChallenge,
     354: StartData,
 }
+
+
+@attrs.frozen
+class SendResult:
+    """What ``send()`` achieved: who accepted the message, and why each refusal happened."""
+
+    accepted: tuple[str, ...]
+    rejected: Mapping[str, SMTPError]
+    reply: Reply  # the server's reply after the final "."
+
+    @property
+    def all_accepted(self) -> bool:
+        return not self.rejected

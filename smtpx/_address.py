@@ -1,0 +1,61 @@
+"""Envelope address checks, done by smtpx before anything is sent.
+
+aiosmtplib on Python ≤ 3.12 rewrites some malformed addresses silently, and a
+CR or LF in an address would inject a command: we refuse both with
+``InvalidEnvelope``.  Limits are RFC 5321 §4.5.3.1.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtpx.errors import InvalidEnvelope
+
+MAX_LOCAL_PART = 64
+MAX_DOMAIN = 255
+MAX_PATH = 256
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# dot-atom or quoted-string local part (RFC 5321 §4.1.2), any non-ASCII allowed (RFC 6531)
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_LOCAL = re.compile(rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[^"\\]|\\[ -~])*")')
+_LABEL = (
+    r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
+)
+_DOMAIN = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[^\[\]\\]+\])")
+
+
+def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
+    """Return ``address`` when it is a safe RFC 5321 mailbox; raise ``InvalidEnvelope`` if not.
+
+    ``role`` names it in the message ("sender", "recipient"); ``allow_null``
+    admits the null reverse-path ``""`` (bounces).
+    """
+    if not isinstance(address, str):
+        raise InvalidEnvelope(f"the {role} must be a str, not {type(address).__name__}")
+    if address == "" and allow_null:
+        return address
+    if _CONTROL.search(address):
+        raise InvalidEnvelope(
+            f"the {role} address {address!r} contains a control character (CR, LF, NUL, ...)"
+        )
+    if address.startswith("<") or address.endswith(">"):
+        raise InvalidEnvelope(f"give the {role} address without angle brackets: {address!r}")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidEnvelope(f"the {role} address {address!r} is not of the form local@domain")
+    if not _LOCAL.fullmatch(local):
+        raise InvalidEnvelope(f"the {role} address {address!r} has an invalid local part")
+    if not _DOMAIN.fullmatch(domain):
+        raise InvalidEnvelope(f"the {role} address {address!r} has an invalid domain")
+    if len(local.encode()) > MAX_LOCAL_PART:
+        raise InvalidEnvelope(f"the {role} address's local part is over {MAX_LOCAL_PART} octets")
+    if len(domain.encode()) > MAX_DOMAIN:
+        raise InvalidEnvelope(f"the {role} address's domain is over {MAX_DOMAIN} octets")
+    if len(address.encode()) + 2 > MAX_PATH:
+        raise InvalidEnvelope(f"the {role} address is over {MAX_PATH - 2} octets")
+    return address
+
+
+def needs_smtputf8(address: str) -> bool:
+    return not address.isascii()

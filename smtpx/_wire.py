@@ -1,0 +1,124 @@
+"""The edge where bytes meet smtpx: aiosmtplib's transport with smtpx's strict reply parser.
+
+aiosmtplib 5.x parses replies leniently (it ignores the codes of continuation
+lines) and builds its ``SMTPProtocol`` inside ``SMTP._create_connection``.  We
+subclass both so that every reply is parsed by ``Reply.parse`` from its raw
+bytes (design rule 4) and kept as ``protocol.last_reply``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtplib import SMTP
+from aiosmtplib.errors import (
+    SMTPConnectError,
+    SMTPConnectResponseError,
+    SMTPConnectTimeoutError,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.response import SMTPResponse
+
+from smtpx._reply import MAX_LINE_LENGTH, Reply
+from smtpx.errors import ProtocolError
+
+
+class ReplyProtocol(SMTPProtocol):
+    """``SMTPProtocol`` whose replies are parsed strictly and handed to ``on_reply``."""
+
+    def __init__(self, on_reply: Callable[[Reply], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_reply = on_reply
+
+    def _read_response_from_buffer(self) -> SMTPResponse | None:
+        offset = 0
+        while True:
+            end = self._buffer.find(b"\n", offset)
+            if end == -1:
+                if len(self._buffer) - offset > MAX_LINE_LENGTH:
+                    raise ProtocolError(
+                        f"reply line longer than {MAX_LINE_LENGTH} octets",
+                        raw=bytes(self._buffer[:200]),
+                    )
+                return None
+            line = self._buffer[offset : end + 1]
+            offset = end + 1
+            if line[3:4] != b"-":
+                break
+        raw = bytes(self._buffer[:offset])
+        del self._buffer[:offset]
+        reply = Reply.parse(raw)
+        self._on_reply(reply)
+        return SMTPResponse(reply.code, reply.text)
+
+
+class Transport(SMTP):
+    """``aiosmtplib.SMTP`` connecting with ``ReplyProtocol`` (host and port only).
+
+    ``last_reply`` outlives the connection, so a reply that made aiosmtplib
+    close (a 421, a negative greeting) can still be classified.
+    """
+
+    last_reply: Reply | None = None
+
+    def _record(self, reply: Reply) -> None:
+        self.last_reply = reply
+
+    @property
+    def reply_protocol(self) -> ReplyProtocol:
+        if not isinstance(self.protocol, ReplyProtocol):
+            raise SMTPServerDisconnected("Server not connected")
+        return self.protocol
+
+    @property
+    def encrypted(self) -> bool:
+        return self.is_connected and self.get_transport_info("sslcontext") is not None
+
+    async def _create_connection(self, timeout: float | None) -> SMTPResponse:
+        loop = asyncio.get_running_loop()
+        protocol = ReplyProtocol(
+            self._record, loop=loop, connection_lost_callback=self._on_connection_lost
+        )
+        tls_context: ssl.SSLContext | None = None
+        if self.use_tls:
+            tls_context = await self._get_tls_context()
+        host = self.hostname or "localhost"
+        port = self.port if self.port is not None else self._get_default_port()
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: protocol,
+                    host=host,
+                    port=port,
+                    ssl=tls_context,
+                    server_hostname=host if tls_context is not None else None,
+                    ssl_handshake_timeout=timeout if tls_context is not None else None,
+                    local_addr=self.source_address,
+                ),
+                timeout=timeout,
+            )
+        except TimeoutError as exc:
+            raise SMTPConnectTimeoutError(
+                f"Timed out connecting to {host} on port {port}"
+            ) from exc
+        except ssl.SSLError:
+            raise  # classified as a TLS failure, not a connect failure
+        except OSError as exc:
+            raise SMTPConnectError(f"Error connecting to {host} on port {port}: {exc}") from exc
+
+        self.protocol = protocol
+        self.transport = transport
+        try:
+            response = await protocol.read_response(timeout=timeout)
+        except SMTPServerDisconnected as exc:
+            raise SMTPConnectError(f"{host}:{port} closed the connection before greeting") from exc
+        except SMTPTimeoutError as exc:
+            raise SMTPConnectTimeoutError("Timed out waiting for the greeting") from exc
+        if response.code != 220:
+            raise SMTPConnectResponseError(response.code, response.message)
+        return response

@@ -1,0 +1,463 @@
+"""``Client``: an SMTP session over aiosmtplib in which every reply is classified.
+
+Each method sends one command and returns its typed success result or raises
+its typed error; ``send()`` drives a whole transaction and reports each
+recipient.  Every aiosmtplib, ``ssl`` or ``OSError`` failure is translated into
+an ``smtpx`` error, with the original kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import hmac
+import socket
+import ssl
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import attrs
+from aiosmtplib.errors import (
+    SMTPConnectError,
+    SMTPConnectResponseError,
+    SMTPConnectTimeoutError,
+    SMTPException,
+    SMTPResponseException,
+    SMTPTimeoutError,
+)
+from aiosmtplib.response import SMTPResponse
+
+from smtpx import _transaction
+from smtpx import errors as e
+from smtpx._address import check_address
+from smtpx._classify import classify
+from smtpx._commands import Command
+from smtpx._data import encode_data
+from smtpx._message import MessageInput, prepare
+from smtpx._reply import Reply
+from smtpx._tls import TLSMode, default_context
+from smtpx._wire import Transport
+from smtpx.results import AuthChallenge, Authenticated, Ready, SendResult, StartData, Success
+
+
+@attrs.frozen(repr=False)
+class Credentials:
+    """A user name and password; the password never appears in a repr or a log."""
+
+    username: str
+    password: str = attrs.field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password='***')"
+
+
+# Mechanisms we implement, best first.  Over TLS the password is protected by
+# the channel, so PLAIN is preferred; without TLS (explicit opt-in only),
+# CRAM-MD5 at least keeps the password itself off the wire.
+_MECHANISMS_TLS = ("PLAIN", "LOGIN", "CRAM-MD5")
+_MECHANISMS_PLAINTEXT = ("CRAM-MD5", "PLAIN", "LOGIN")
+
+
+@functools.cache
+def _fqdn() -> str:
+    return socket.getfqdn()
+
+
+class Client:
+    """An SMTP client session.  Use as ``async with Client(...) as client:``.
+
+    ``tls`` defaults to ``TLSMode.STARTTLS`` with certificate verification:
+    a server that does not offer STARTTLS raises ``TLSNotOffered``.
+    ``credentials`` are a ``(username, password)`` pair or ``Credentials``;
+    they are never sent over plaintext unless ``allow_plaintext_auth=True``.
+    ``timeout`` applies to connecting and to each reply.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = TLSMode.STARTTLS,
+        credentials: tuple[str, str] | Credentials | None = None,
+        timeout: float = 30.0,
+        local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        allow_plaintext_auth: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port if port is not None else tls.default_port
+        self.tls = tls
+        if isinstance(credentials, tuple):
+            credentials = Credentials(*credentials)
+        self._credentials = credentials
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self._tls_context = tls_context
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self._smtp: Transport | None = None
+        self._lock = asyncio.Lock()
+        self.greeting: Reply | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "not connected"
+        user = f" user={self._credentials.username!r}" if self._credentials else ""
+        return f"<smtpx.Client {self.host}:{self.port} tls={self.tls.value}{user} {state}>"
+
+    # -- connection ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None and self._smtp.is_connected
+
+    @property
+    def encrypted(self) -> bool:
+        return self._smtp is not None and self._smtp.encrypted
+
+    @property
+    def extensions(self) -> Mapping[str, str]:
+        """The ESMTP extensions of the last EHLO, lower-cased names (``size``, ``pipelining``)."""
+        return dict(self._smtp.esmtp_extensions) if self._smtp is not None else {}
+
+    @property
+    def auth_mechanisms(self) -> tuple[str, ...]:
+        if self._smtp is None:
+            return ()
+        return tuple(m.upper() for m in self._smtp.server_auth_methods)
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.quit()
+
+    def _context(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            self._tls_context = default_context()
+        return self._tls_context
+
+    async def connect(self) -> Ready:
+        """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate."""
+        if self.connected:
+            self.close()
+        if self.local_hostname is None:
+            self.local_hostname = await asyncio.to_thread(_fqdn)
+        implicit = self.tls is TLSMode.IMPLICIT
+        self._smtp = Transport(
+            hostname=self.host,
+            port=self.port,
+            use_tls=implicit,
+            start_tls=False,
+            tls_context=self._context() if implicit else None,
+            local_hostname=self.local_hostname,
+            timeout=self.timeout,
+        )
+        await self._run(Command.CONNECT, self._smtp.connect())
+        ready = self._checked(Command.CONNECT)
+        assert isinstance(ready, Ready)
+        self.greeting = ready.reply
+        await self.ehlo()
+        if self.tls in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC) and not self.encrypted:
+            if "starttls" in self.extensions:
+                await self.starttls()
+            elif self.tls is TLSMode.STARTTLS:
+                self.close()
+                raise e.TLSNotOffered(
+                    f"{self.host}:{self.port} did not offer STARTTLS; use TLSMode.IMPLICIT for "
+                    "port 465, or choose TLSMode.OPPORTUNISTIC explicitly to allow plaintext",
+                    command=Command.STARTTLS,
+                )
+        if self._credentials is not None:
+            await self.login()
+        return ready
+
+    def close(self) -> None:
+        """Drop the connection without QUIT (after an error, or on cancellation)."""
+        if self._smtp is not None:
+            self._smtp.close()
+        self._smtp = None
+
+    async def quit(self) -> None:
+        """Say QUIT politely and close; errors while quitting are of no consequence."""
+        if self.connected:
+            with contextlib.suppress(e.SMTPError):
+                await self.command(Command.QUIT, b"QUIT")
+        self.close()
+
+    # -- the whole transaction -----------------------------------------------------
+
+    async def send(
+        self,
+        message: MessageInput,
+        *,
+        sender: str | None = None,
+        recipients: Iterable[str] | None = None,
+    ) -> SendResult:
+        """Send ``message`` (an ``EmailMessage``, bytes or str) and report each recipient.
+
+        Sender and recipients come from the headers (From/Sender; To, Cc, Bcc)
+        unless given; Bcc is never transmitted.  Addresses are checked before
+        anything is sent.  Refused recipients are listed in ``rejected``; when
+        every recipient is refused, ``AllRecipientsDeferred`` (all transient) or
+        ``AllRecipientsRejected`` is raised.  Connects (again) when needed.
+        """
+        envelope = prepare(message, sender=sender, recipients=recipients)
+        async with self._lock:
+            if not self.connected:
+                await self.connect()
+            return await _transaction.run(self, envelope)
+
+    # -- one method per command -------------------------------------------------
+
+    async def ehlo(self) -> Success:
+        """EHLO, falling back to HELO when the server does not know EHLO (500, 502)."""
+        host = (self.local_hostname or "localhost").encode("ascii")
+        try:
+            result = await self.command(Command.EHLO, b"EHLO", host)
+        except (e.CommandUnrecognized, e.CommandNotImplemented):
+            return await self.command(Command.HELO, b"HELO", host)
+        assert self._smtp is not None
+        self._smtp.last_ehlo_response = SMTPResponse(result.reply.code, result.reply.text)
+        return result
+
+    async def helo(self) -> Success:
+        host = (self.local_hostname or "localhost").encode("ascii")
+        return await self.command(Command.HELO, b"HELO", host)
+
+    async def starttls(self) -> Ready:
+        """STARTTLS, the handshake (certificate verified), and EHLO again (RFC 3207 §4.2)."""
+        smtp = self._require()
+        if "starttls" not in self.extensions:
+            raise e.TLSNotOffered(command=Command.STARTTLS)
+        await self._run(Command.STARTTLS, smtp.starttls(tls_context=self._context()))
+        ready = self._checked(Command.STARTTLS)
+        assert isinstance(ready, Ready)
+        await self.ehlo()
+        return ready
+
+    async def login(self) -> Authenticated:
+        """AUTH with the best mechanism both sides know; the server's reply decides."""
+        credentials = self._credentials
+        if credentials is None:
+            raise e.UsageError("login() needs credentials", command=Command.AUTH)
+        if not self.encrypted and not self.allow_plaintext_auth:
+            raise e.PlaintextAuthRefused(
+                "pass allow_plaintext_auth=True to send credentials without TLS",
+                command=Command.AUTH,
+            )
+        offered = self.auth_mechanisms
+        preference = _MECHANISMS_TLS if self.encrypted else _MECHANISMS_PLAINTEXT
+        mechanism = next((m for m in preference if m in offered), None)
+        if mechanism is None:
+            raise e.AuthMechanismTooWeak(
+                f"the server offers AUTH {' '.join(offered) or '(nothing)'}; "
+                f"smtpx implements {', '.join(_MECHANISMS_TLS)}",
+                command=Command.AUTH,
+            )
+        return await self._authenticate(mechanism, credentials)
+
+    async def _authenticate(self, mechanism: str, credentials: Credentials) -> Authenticated:
+        user, password = credentials.username.encode(), credentials.password.encode()
+        b64 = base64.b64encode
+        if mechanism == "PLAIN":
+            result = await self.command(
+                Command.AUTH, b"AUTH", b"PLAIN", b64(b"\0%s\0%s" % (user, password))
+            )
+        elif mechanism == "LOGIN":
+            await self._challenge(await self.command(Command.AUTH, b"AUTH", b"LOGIN"))
+            await self._challenge(await self.command(Command.AUTH, b64(user)))
+            result = await self.command(Command.AUTH, b64(password))
+        else:
+            challenge = await self._challenge(
+                await self.command(Command.AUTH, b"AUTH", b"CRAM-MD5")
+            )
+            digest = hmac.new(password, base64.b64decode(challenge.reply.text), "md5").hexdigest()
+            result = await self.command(Command.AUTH, b64(user + b" " + digest.encode()))
+        if not isinstance(result, Authenticated):
+            self.close()
+            raise e.UnexpectedReply(
+                "the server asked for more AUTH steps than the mechanism has",
+                command=Command.AUTH,
+                reply=result.reply,
+            )
+        return result
+
+    async def _challenge(self, result: Success) -> AuthChallenge:
+        if not isinstance(result, AuthChallenge):
+            self.close()
+            raise e.UnexpectedReply(
+                "the server ended the AUTH exchange early",
+                command=Command.AUTH,
+                reply=result.reply,
+            )
+        return result
+
+    async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
+        """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""
+        check_address(sender, role="sender", allow_null=True)
+        args = [b"MAIL", f"FROM:<{sender}>".encode(), *map(_param, options)]
+        return await self.command(Command.MAIL, *args)
+
+    async def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Success:
+        """RCPT TO:<recipient>; a refusal raises an error carrying ``recipient``."""
+        check_address(recipient, role="recipient")
+        args = [b"RCPT", f"TO:<{recipient}>".encode(), *map(_param, options)]
+        return await self.command(Command.RCPT, *args, recipient=recipient)
+
+    async def data(self, message: bytes) -> Success:
+        """DATA, then the message (line endings normalised, dot-stuffed) and the final ".".
+
+        A connection lost or timed out after the message was sent raises
+        ``DeliveryUnknown``: the server may have accepted it.
+        """
+        payload = encode_data(message)
+        start = await self.command(Command.DATA, b"DATA")
+        if not isinstance(start, StartData):  # pragma: no cover - classify guarantees it
+            raise e.UnexpectedReply(command=Command.DATA, reply=start.reply)
+        protocol = self._require().reply_protocol
+
+        async def send_payload() -> SMTPResponse:
+            protocol.write(payload)
+            return await protocol.read_response(timeout=self.timeout)
+
+        await self._run(Command.DATA_END, send_payload())
+        return self._checked(Command.DATA_END)
+
+    async def rset(self) -> Success:
+        return await self.command(Command.RSET, b"RSET")
+
+    async def noop(self) -> Success:
+        return await self.command(Command.NOOP, b"NOOP")
+
+    async def vrfy(self, address: str) -> Success:
+        return await self.command(Command.VRFY, b"VRFY", _text_arg(address))
+
+    async def expn(self, mailing_list: str) -> Success:
+        return await self.command(Command.EXPN, b"EXPN", _text_arg(mailing_list))
+
+    async def help(self, topic: str | None = None) -> Success:
+        args = [b"HELP"] + ([_text_arg(topic)] if topic else [])
+        return await self.command(Command.HELP, *args)
+
+    async def command(
+        self, command: Command, *args: bytes, recipient: str | None = None
+    ) -> Success:
+        """Send one command line and classify its reply as ``command``."""
+        smtp = self._require()
+        await self._run(command, smtp.execute_command(*args), recipient=recipient)
+        return self._checked(command, recipient=recipient)
+
+    # -- the edge: translate everything below into smtpx ---------------------------
+
+    def _require(self) -> Transport:
+        if self._smtp is None or not self._smtp.is_connected:
+            raise e.ConnectionLost("not connected; call connect() first")
+        return self._smtp
+
+    async def _run(self, command: Command, step: Any, *, recipient: str | None = None) -> None:
+        """Await one network step; on failure, close and raise the classified smtpx error."""
+        try:
+            await step
+        except asyncio.CancelledError:
+            # A cancelled command leaves aiosmtplib desynchronised: never reuse it.
+            self.close()
+            raise
+        except e.SMTPError as error:
+            self.close()
+            if error.command is None:
+                error.command = command
+            raise
+        except SMTPConnectResponseError as exc:
+            # a negative greeting: its reply is classified like any other
+            raise self._checked_error(Command.CONNECT) from exc
+        except SMTPResponseException as exc:
+            if exc.code < 200 or self._last_reply() is None:
+                self.close()
+                raise e.ProtocolError(exc.message, command=command) from exc
+            raise self._checked_error(command, recipient=recipient) from exc
+        except BaseException as exc:
+            self.close()
+            raise _translate(exc, command, recipient) from exc
+
+    def _last_reply(self) -> Reply | None:
+        return self._smtp.last_reply if self._smtp is not None else None
+
+    def _checked(self, command: Command, *, recipient: str | None = None) -> Success:
+        reply = self._last_reply()
+        if reply is None:  # pragma: no cover - a step that succeeded always left a reply
+            raise e.ProtocolError("no reply recorded", command=command)
+        result = classify(command, reply, recipient=recipient)
+        if isinstance(result, e.SMTPError):
+            if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
+                self.close()  # 421 closes the channel; a protocol error desynchronises it
+            raise result
+        return result
+
+    def _checked_error(self, command: Command, *, recipient: str | None = None) -> e.SMTPError:
+        try:
+            self._checked(command, recipient=recipient)
+        except e.SMTPError as error:
+            return error
+        return e.UnexpectedReply(command=command, reply=self._last_reply())
+
+
+def _translate(exc: BaseException, command: Command, recipient: str | None) -> e.SMTPError:
+    """The smtpx error for an exception raised below us (aiosmtplib, ssl, OSError)."""
+    after_data = command is Command.DATA_END
+    cause = exc.__cause__ if isinstance(exc, SMTPConnectError) else exc
+    detail = str(exc) or type(exc).__name__
+    kwargs: dict[str, Any] = {"command": command, "recipient": recipient}
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return e.CertificateInvalid(cause.verify_message or detail, **kwargs)
+    if isinstance(cause, ssl.SSLError):
+        return e.TLSHandshakeFailed(detail, **kwargs)
+    if isinstance(exc, SMTPConnectTimeoutError):
+        return e.ConnectTimeout(detail, **kwargs)
+    if isinstance(exc, SMTPConnectError):
+        return e.ConnectError(detail, **kwargs)
+    if isinstance(exc, SMTPTimeoutError | TimeoutError):
+        if after_data:
+            return e.DeliveryUnknown(f"no reply after the final '.': {detail}", **kwargs)
+        return e.ResponseTimeout(detail, **kwargs)
+    if isinstance(exc, ValueError):
+        return e.InvalidEnvelope(detail, **kwargs)
+    if isinstance(exc, SMTPException | OSError | EOFError):
+        if after_data:
+            return e.DeliveryUnknown(f"connection lost after the final '.': {detail}", **kwargs)
+        return e.ConnectionLost(detail, **kwargs)
+    return e.ProtocolError(f"unexpected {type(exc).__name__}: {detail}", **kwargs)
+
+
+def _param(option: str) -> bytes:
+    if not option.isascii() or not option.isprintable() or " " in option:
+        raise e.InvalidEnvelope(f"invalid ESMTP parameter {option!r}")
+    return option.encode("ascii")
+
+
+def _text_arg(value: str) -> bytes:
+    if not value.isprintable():
+        raise e.InvalidEnvelope(f"argument {value!r} contains a control character")
+    return value.encode("utf-8")
+
+
+async def send(
+    message: MessageInput,
+    *,
+    host: str,
+    port: int | None = None,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    **options: Any,
+) -> SendResult:
+    """Connect, send one message, quit.  ``options`` are those of ``Client``."""
+    async with Client(host, port, **options) as client:
+        return await client.send(message, sender=sender, recipients=recipients)
