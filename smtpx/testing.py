@@ -1,0 +1,450 @@
+"""A scripted, in-process SMTP server for testing code that sends mail.
+
+:class:`ScriptedServer` runs an `aiosmtpd <https://aiosmtpd.readthedocs.io>`_ server in
+the *current* event loop (no threads) on ``127.0.0.1`` and a free port. By default it is
+a permissive ESMTP server that accepts every message; rules added with
+:meth:`ScriptedServer.on` make it answer any command with a chosen reply, drop the
+connection, hang, or send malformed bytes. Messages it accepts and every command line it
+receives are recorded. Requires the ``smtpx[testing]`` extra (aiosmtpd)::
+
+    async with ScriptedServer() as server:
+        server.on("RCPT", match="bob@", reply="550 5.1.1 No such user")
+        server.on("DATA_END", reply="451 4.3.0 Try again later", times=1)
+        await send_mail_under_test(host=server.host, port=server.port)
+        assert server.received_by("alice@example.com")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, AnyStr, Final, NoReturn, Self
+
+import attrs
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+__all__ = ["COMMANDS", "ReceivedMessage", "Rule", "ScriptedServer"]
+
+COMMANDS: Final = frozenset(
+    {"CONNECT", "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "DATA_END"}
+    | {"RSET", "VRFY", "EXPN", "HELP", "NOOP", "QUIT"}
+)
+"""The names :meth:`ScriptedServer.on` accepts. ``CONNECT`` is the greeting, ``DATA`` the
+reply to the DATA verb (normally 354) and ``DATA_END`` the reply after the final dot."""
+
+
+@attrs.frozen
+class ReceivedMessage:
+    """A message the server accepted (answered with a 2xx reply after the final ".").
+
+    ``data`` is the message content as received, dot-unstuffed, with CRLF line endings.
+    Options are the ESMTP parameters of MAIL and RCPT, upper-cased by aiosmtpd.
+    """
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+    mail_options: tuple[str, ...] = ()
+    rcpt_options: tuple[str, ...] = ()
+
+
+@attrs.define(eq=False)
+class Rule:
+    """A scripted reaction to one command, as returned by :meth:`ScriptedServer.on`.
+
+    ``hits`` counts how many times the rule has been applied.
+    """
+
+    command: str
+    reply: str | None = None
+    close: bool = False
+    hang: bool = False
+    raw: bytes | None = None
+    match: str | None = None
+    times: int | None = None
+    record: bool | None = None
+    hits: int = 0
+
+    def matches(self, command: str, argument: str) -> bool:
+        """Whether this rule applies to *command* with this argument line now."""
+        if self.command != command or (self.times is not None and self.hits >= self.times):
+            return False
+        return self.match is None or self.match.casefold() in argument.casefold()
+
+    @property
+    def substitutes(self) -> bool:
+        """True for a positive (1xx-3xx) reply without close/hang: the server's normal
+        handling runs (so session state advances) but this text is sent instead."""
+        return (
+            self.reply is not None
+            and not (self.close or self.hang)
+            and self.reply[:1] in ("1", "2", "3")
+        )
+
+    @property
+    def records(self) -> bool:
+        """For DATA_END: whether the message counts as received."""
+        if self.record is not None:
+            return self.record
+        sent = self.reply.encode() if self.reply is not None else (self.raw or b"")
+        return sent[:1] == b"2"
+
+
+def _encode_reply(reply: str) -> bytes:
+    lines = reply.rstrip("\r\n").split("\n")
+    return b"".join(line.rstrip("\r").encode() + b"\r\n" for line in lines)
+
+
+async def _forever() -> NoReturn:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Handler:
+    """aiosmtpd handler: EHLO extension list, AUTH check and DATA_END rules."""
+
+    def __init__(self, scripted: ScriptedServer) -> None:
+        self._scripted = scripted
+
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves this to the hook when one exists
+        hidden = set()
+        if not self._scripted.eightbitmime:
+            hidden.add("8BITMIME")
+        if self._scripted.credentials is None:
+            hidden.add("AUTH")
+        kept = [line for line in lines if line[4:].split(" ")[0].upper() not in hidden]
+        if self._scripted.pipelining:
+            kept.insert(1, "250-PIPELINING")
+        return kept
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(smtp, _ScriptedSMTP)
+        data = envelope.original_content or b""
+        rule = self._scripted._take("DATA_END", data.decode("utf-8", "replace"))
+        if rule is None or rule.records:
+            message = ReceivedMessage(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                data=bytes(data),
+                mail_options=tuple(envelope.mail_options),
+                rcpt_options=tuple(envelope.rcpt_options),
+            )
+            self._scripted.messages.append(message)
+        if rule is None:
+            return "250 OK"
+        await smtp._perform(rule)
+        smtp._mute_next = True  # aiosmtpd pushes what we return; the rule already replied
+        return ""
+
+    def authenticate(
+        self, smtp: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        credentials = self._scripted.credentials or {}
+        if isinstance(data, LoginPassword):
+            login = data.login.decode("utf-8", "replace")
+            if login in credentials and credentials[login] == data.password.decode(
+                "utf-8", "replace"
+            ):
+                return AuthResult(success=True, auth_data=data)
+        return AuthResult(success=False, handled=False)
+
+
+class _ScriptedSMTP(SMTP):
+    """One connection: aiosmtpd's protocol with every command routed through the rules."""
+
+    def __init__(self, scripted: ScriptedServer, handler: _Handler, **kwargs: Any) -> None:
+        super().__init__(handler, loop=asyncio.get_running_loop(), **kwargs)
+        self._scripted = scripted
+        self._greeted = False
+        self._no_service = False  # after a 554 greeting only QUIT is served
+        self._in_data = False
+        self._substitute: str | None = None
+        self._swallow = False
+        self._mute_next = False
+        methods: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
+        for verb, method in list(methods.items()):
+            if verb in COMMANDS:
+                methods[verb] = self._scripted_method(verb, method)
+
+    def _scripted_method(
+        self, verb: str, method: Callable[[str | None], Awaitable[None]]
+    ) -> Callable[[str | None], Awaitable[None]]:
+        async def dispatch(arg: str | None) -> None:
+            rule = self._scripted._take(verb, arg or "")
+            if rule is None:
+                if self._no_service and verb != "QUIT":
+                    await self.push("503 5.5.1 Error: no SMTP service here")
+                elif verb == "AUTH" and self._scripted.credentials is None:
+                    await self.push("502 5.5.1 Error: AUTH not available")
+                else:
+                    await self._run(verb, method, arg)
+            elif rule.substitutes and verb != "AUTH":
+                self._substitute, self._swallow = rule.reply, verb != "DATA"
+                try:
+                    await self._run(verb, method, arg)
+                finally:
+                    self._substitute, self._swallow = None, False
+            else:
+                if verb == "AUTH" and (rule.reply or "").startswith("235"):
+                    assert self.session is not None
+                    self.session.authenticated = True
+                await self._perform(rule)
+
+        return dispatch
+
+    async def _run(
+        self, verb: str, method: Callable[[str | None], Awaitable[None]], arg: str | None
+    ) -> None:
+        self._in_data = verb == "DATA"  # lines read meanwhile are message content
+        try:
+            await method(arg)
+        finally:
+            self._in_data = False
+
+    async def _perform(self, rule: Rule) -> None:
+        """Carry out a rule's actions; never returns for close/hang."""
+        if rule.raw is not None:
+            self._writer.write(rule.raw)
+        elif rule.reply is not None:
+            self._writer.write(_encode_reply(rule.reply))
+        if rule.close:
+            if self.transport is not None:
+                self.transport.close()
+            await _forever()  # connection_lost() cancels this task
+        await self._writer.drain()
+        if rule.hang:
+            await _forever()
+
+    async def push(self, status: AnyStr) -> None:
+        text: str | bytes = status
+        if not self._greeted:  # aiosmtpd's first push is the 220 greeting
+            self._greeted = True
+            rule = self._scripted._take("CONNECT", "")
+            if rule is not None:
+                self._no_service = (rule.reply or "").startswith("554")
+                await self._perform(rule)
+                return
+        if self._mute_next:
+            self._mute_next = False
+            return
+        if self._substitute is not None:
+            text, self._substitute = self._substitute, None
+        elif self._swallow:
+            return
+        self._writer.write(_encode_reply(text) if isinstance(text, str) else text + b"\r\n")
+        await self._writer.drain()
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super()._cb_client_connected(reader, writer)
+        readuntil, readline = reader.readuntil, reader.readline
+
+        async def recording_readuntil(separator: bytes = b"\n") -> bytes:
+            return self._record(await readuntil(separator))
+
+        async def recording_readline() -> bytes:
+            return self._record(await readline())
+
+        reader.readuntil = recording_readuntil  # type: ignore[method-assign,assignment]
+        reader.readline = recording_readline  # type: ignore[method-assign]
+
+    def _record(self, line: bytes) -> bytes:
+        if not self._in_data and line.endswith(b"\n"):
+            self._scripted.transcript.append(line.removesuffix(b"\n").removesuffix(b"\r"))
+        return line
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._scripted._live.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._scripted._live.discard(self)
+        super().connection_lost(error)
+
+    def abort(self) -> None:
+        for transport in (self._original_transport, self.transport):
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+        # An aborted STARTTLS handshake never calls connection_lost(): cancel directly.
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+
+
+class ScriptedServer:
+    """An SMTP server on 127.0.0.1 whose replies tests can script.
+
+    Use as ``async with ScriptedServer(...) as server:`` (or :meth:`start` /
+    :meth:`stop`); then connect to ``server.host``, ``server.port``.
+
+    :param hostname: name in the greeting and EHLO reply.
+    :param tls_context: server-side context; enables STARTTLS (advertised in EHLO).
+    :param implicit_tls: the whole listener speaks TLS (like port 465); needs
+        *tls_context*. STARTTLS is then not offered.
+    :param credentials: ``{username: password}`` accepted by AUTH PLAIN and LOGIN
+        (235 on success, ``535 5.7.8 Authentication credentials invalid`` otherwise).
+        ``None``: AUTH is not advertised and answered with 502.
+    :param auth_require_tls: offer AUTH only once the connection is encrypted (AUTH
+        over plain text then gets 538).
+    :param size_limit: advertise ``SIZE n`` and enforce it (552); ``None``: no SIZE.
+    :param smtputf8: advertise SMTPUTF8 (when hidden, non-ASCII commands get 500).
+    :param eightbitmime: advertise 8BITMIME (BODY=8BITMIME is accepted either way).
+    :param pipelining: advertise PIPELINING (commands are always processed in order).
+    """
+
+    def __init__(
+        self,
+        *,
+        hostname: str = "localhost",
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        credentials: dict[str, str] | None = None,
+        auth_require_tls: bool = False,
+        size_limit: int | None = None,
+        smtputf8: bool = True,
+        eightbitmime: bool = True,
+        pipelining: bool = True,
+    ) -> None:
+        if implicit_tls and tls_context is None:
+            raise ValueError("implicit_tls needs a tls_context")
+        self.hostname = hostname
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.credentials = credentials
+        self.auth_require_tls = auth_require_tls
+        self.size_limit = size_limit
+        self.smtputf8 = smtputf8
+        self.eightbitmime = eightbitmime
+        self.pipelining = pipelining
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.messages: list[ReceivedMessage] = []
+        """Messages accepted at DATA_END, in order."""
+        self.transcript: list[bytes] = []
+        """Command lines received (without CRLF; AUTH responses included, message
+        content excluded), in order, across connections."""
+        self.connections = 0
+        """Number of TCP connections accepted."""
+        self._rules: list[Rule] = []
+        self._server: asyncio.Server | None = None
+        self._live: set[_ScriptedSMTP] = set()
+
+    def on(
+        self,
+        command: str,
+        *,
+        reply: str | None = None,
+        close: bool = False,
+        hang: bool = False,
+        raw: bytes | None = None,
+        match: str | None = None,
+        times: int | None = None,
+        record: bool | None = None,
+    ) -> Rule:
+        """Script the server's reaction to *command* (one of :data:`COMMANDS`).
+
+        The reply (a str, lines separated by "\\n" and sent with CRLF) or *raw* bytes
+        are sent first; then the connection is dropped if *close*, or the server never
+        answers again if *hang*. A positive *reply* (1xx-3xx) alone only replaces the
+        text: the command still takes effect (e.g. the recipient is added). A negative
+        one means the command is refused and has no effect.
+
+        :param match: apply only if the argument line (e.g. ``FROM:<a@b> SIZE=10``;
+            the message content for DATA_END; empty for CONNECT and DATA) contains
+            this, case-insensitively.
+        :param times: apply only the first *times* matches, then fall through.
+        :param record: DATA_END only: whether the message counts as received. By
+            default it does if the reply (or raw) starts with "2"; use ``close=True,
+            record=True`` for "accepted, but the reply was lost".
+        :returns: the :class:`Rule`; rules are tried in the order they were added and
+            the first that matches applies.
+        """
+        command = command.upper()
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}; expected one of {sorted(COMMANDS)}")
+        if reply is not None and raw is not None:
+            raise ValueError("give reply or raw, not both")
+        if close and hang:
+            raise ValueError("give close or hang, not both")
+        if reply is None and raw is None and not (close or hang):
+            raise ValueError("a rule needs an action: reply, raw, close or hang")
+        if record is not None and command != "DATA_END":
+            raise ValueError("record applies to DATA_END rules only")
+        if times is not None and times < 1:
+            raise ValueError("times must be >= 1 or None")
+        rule = Rule(command, reply, close, hang, raw, match, times, record)
+        self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        """Remove all rules: back to the default, accept-everything behaviour."""
+        self._rules.clear()
+
+    def received_by(self, recipient: str) -> list[ReceivedMessage]:
+        """Messages accepted for *recipient* (compared case-insensitively)."""
+        wanted = recipient.casefold()
+        return [m for m in self.messages if any(r.casefold() == wanted for r in m.rcpt_tos)]
+
+    def _take(self, command: str, argument: str) -> Rule | None:
+        for rule in self._rules:
+            if rule.matches(command, argument):
+                rule.hits += 1
+                return rule
+        return None
+
+    def _make_protocol(self) -> _ScriptedSMTP:
+        self.connections += 1
+        handler = _Handler(self)
+        return _ScriptedSMTP(
+            self,
+            handler,
+            hostname=self.hostname,
+            ident="ESMTP smtpx.testing",
+            data_size_limit=self.size_limit,
+            enable_SMTPUTF8=self.smtputf8,
+            tls_context=None if self.implicit_tls else self.tls_context,
+            auth_require_tls=self.auth_require_tls and not self.implicit_tls,
+            authenticator=handler.authenticate,
+        )
+
+    async def start(self) -> None:
+        """Start listening on 127.0.0.1 and a free port (then see :attr:`port`)."""
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._make_protocol,
+            self.host,
+            0,
+            ssl=self.tls_context if self.implicit_tls else None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and abort every open connection, hanging ones included."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        if hasattr(server, "abort_clients"):  # Python 3.13+: also pending TLS handshakes
+            server.abort_clients()
+        live, self._live = list(self._live), set()
+        for protocol in live:
+            protocol.abort()
+        tasks = [p._handler_coroutine for p in live if p._handler_coroutine is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+        await server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
