@@ -91,6 +91,17 @@ from smtpx.results import (
     SystemStatus,
     WillForward,
 )
+from smtpx.retry import (
+    Backoff,
+    RetryEvent,
+    RetryPolicy,
+    VirtualClock,
+    is_retryable,
+    retry_if_transient,
+    server_hint,
+    suggested_delay,
+    wait_suggested,
+)
 
 __all__ = [
     "CATALOGUE",
@@ -104,6 +115,7 @@ __all__ = [
     "AuthRequired",
     "AuthUnavailable",
     "Authenticated",
+    "Backoff",
     "BadCommandSequence",
     "CannotVerify",
     "CertificateInvalid",
@@ -158,6 +170,8 @@ __all__ = [
     "RegistryEntry",
     "Reply",
     "ResponseTimeout",
+    "RetryEvent",
+    "RetryPolicy",
     "RoutingLoop",
     "Row",
     "SMTPError",
@@ -180,11 +194,17 @@ __all__ = [
     "UnexpectedReply",
     "UsageError",
     "UserNotLocal",
+    "VirtualClock",
     "WillForward",
     "classify",
     "default_context",
     "describe",
     "error_class",
+    "is_retryable",
+    "retry_if_transient",
     "send",
+    "server_hint",
     "severity",
+    "suggested_delay",
+    "wait_suggested",
 ]

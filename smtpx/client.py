@@ -41,6 +41,7 @@ from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
 from smtpx._wire import Transport
 from smtpx.results import AuthChallenge, Authenticated, Ready, SendResult, StartData, Success
+from smtpx.retry import RetryPolicy, send_with_retry
 
 
 @attrs.frozen(repr=False)
@@ -201,6 +202,7 @@ class Client:
         *,
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> SendResult:
         """Send ``message`` (an ``EmailMessage``, bytes or str) and report each recipient.
 
@@ -209,9 +211,14 @@ class Client:
         anything is sent.  Refused recipients are listed in ``rejected``; when
         every recipient is refused, ``AllRecipientsDeferred`` (all transient) or
         ``AllRecipientsRejected`` is raised.  Connects (again) when needed.
+
+        With ``retry``, transient failures are retried for the recipients that
+        have not accepted yet (see ``smtpx.retry``).
         """
         envelope = prepare(message, sender=sender, recipients=recipients)
         async with self._lock:
+            if retry is not None:
+                return await send_with_retry(self, envelope, retry)
             if not self.connected:
                 await self.connect()
             return await _transaction.run(self, envelope)
@@ -456,8 +463,16 @@ async def send(
     port: int | None = None,
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
+    retry: RetryPolicy | None = None,
     **options: Any,
 ) -> SendResult:
-    """Connect, send one message, quit.  ``options`` are those of ``Client``."""
-    async with Client(host, port, **options) as client:
-        return await client.send(message, sender=sender, recipients=recipients)
+    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``.
+
+    The connection is made by ``send`` itself, so with ``retry`` a failure to
+    connect is retried too.
+    """
+    client = Client(host, port, **options)
+    try:
+        return await client.send(message, sender=sender, recipients=recipients, retry=retry)
+    finally:
+        await client.quit()

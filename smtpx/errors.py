@@ -120,6 +120,8 @@ class SMTPError(Exception):
         self.rejected: Mapping[str, SMTPError] = {}
         #: Set by ``send()``: the recipients that did not get the message because of it.
         self.undelivered: tuple[str, ...] = ()
+        #: Set by a retrying send that gave up: the error of every failed attempt.
+        self.attempts: tuple[SMTPError, ...] = ()
         super().__init__(self._sentence())
 
     @property
