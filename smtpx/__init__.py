@@ -3,6 +3,8 @@
 The public API is re-exported here; see ``smtpx.errors`` for the exception tree.
 """
 
+import logging
+
 from smtpx._classify import classify, error_class, severity
 from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
 from smtpx._commands import Command
@@ -102,6 +104,9 @@ from smtpx.retry import (
     suggested_delay,
     wait_suggested,
 )
+
+# A library logs, the application decides where to: nothing is printed by default.
+logging.getLogger("smtpx").addHandler(logging.NullHandler())
 
 __all__ = [
     "CATALOGUE",

@@ -67,7 +67,7 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
         if not accepted:
             every_transient = all(err.retryable for err in rejected.values())
             cls = e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected
-            raise cls(f"{len(rejected)} recipient(s) refused")
+            raise cls()
         reply = (await client.data(envelope.data)).reply
     except e.SMTPError as error:
         error.rejected = {**rejected, **error.rejected}

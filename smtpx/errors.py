@@ -133,7 +133,7 @@ class SMTPError(Exception):
         return self.reply.enhanced if self.reply is not None else None
 
     def _sentence(self) -> str:
-        parts = [self.command.label if self.command is not None else "SMTP"]
+        parts = [self.command.label if self.command is not None else "Sending"]
         if self.recipient is not None:
             parts.append(f"<{self.recipient}>")
         head = " ".join(parts)

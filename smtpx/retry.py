@@ -234,11 +234,16 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
             history.append(deferred[pending[0]])
             raise _StillPending(f"{len(pending)} recipient(s) deferred")
 
+    def hint_source() -> e.SMTPError:
+        # The deferred refusal asking for the longest wait; else the last error.
+        hinted = [err for err in deferred.values() if server_hint(err) is not None]
+        return max(hinted, key=lambda err: server_hint(err) or 0.0) if hinted else history[-1]
+
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = history[-1]
         wait = state.upcoming_sleep or 0.0
         logger.warning(
-            "smtpx: attempt %d failed (%r); retrying %d recipient(s) in %.1fs",
+            "attempt %d failed (%r); retrying %d recipient(s) in %.1fs",
             state.attempt_number,
             error,
             len(pending),
@@ -250,8 +255,7 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
     retrying = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(policy.attempts)
         | _StopBeforeDeadline(policy, policy.clock()),
-        # history[-1] is the real error (the refusal behind a _StillPending), hint included
-        wait=lambda state: policy.backoff.delay(state.attempt_number, history[-1]),
+        wait=lambda state: policy.backoff.delay(state.attempt_number, hint_source()),
         retry=tenacity.retry_if_exception(policy.is_retryable),
         sleep=policy.sleep,
         before_sleep=before_sleep,

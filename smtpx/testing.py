@@ -17,12 +17,17 @@ receives are recorded. Requires the ``smtpx[testing]`` extra (aiosmtpd)::
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr, Final, NoReturn, Self
 
 import attrs
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+# aiosmtpd logs to "mail.log" (e.g. a deprecation notice on every AUTH); keep it out of
+# the user's terminal unless their logging configuration asks for it.
+logging.getLogger("mail.log").addHandler(logging.NullHandler())
 
 __all__ = ["COMMANDS", "ReceivedMessage", "Rule", "ScriptedServer"]
 
