@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from email.message import EmailMessage
+from typing import Any
 
 import smtpx
 from smtpx.testing import ScriptedServer
@@ -24,7 +25,7 @@ def message(*recipients: str) -> EmailMessage:
 
 async def main() -> None:
     async with ScriptedServer(credentials={"app": "s3cret"}) as server:
-        options = {
+        options: dict[str, Any] = {
             "host": server.host,
             "port": server.port,
             "tls": smtpx.TLSMode.NONE,  # loopback only; the default requires STARTTLS
