@@ -59,3 +59,15 @@ def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
 
 def needs_smtputf8(address: str) -> bool:
     return not address.isascii()
+
+
+# RFC 5321 §4.1.2: esmtp-keyword ["=" esmtp-value]; the value excludes "=", SP and controls.
+_PARAMETER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*(?:=[\x21-\x3c\x3e-\x7e]+)?")
+
+
+def check_parameter(parameter: str) -> str:
+    """Return ``parameter`` when it is a well-formed ESMTP parameter (``SIZE=1000``,
+    ``NOTIFY=SUCCESS,FAILURE``); raise ``InvalidEnvelope`` if not."""
+    if not isinstance(parameter, str) or not _PARAMETER.fullmatch(parameter):
+        raise InvalidEnvelope(f"invalid ESMTP parameter {parameter!r}")
+    return parameter

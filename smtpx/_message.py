@@ -12,7 +12,8 @@ from email.utils import getaddresses
 import attrs
 
 from smtpx._address import check_address, needs_smtputf8
-from smtpx.errors import InvalidEnvelope
+from smtpx._data import encode_data
+from smtpx.errors import InvalidEnvelope, InvalidMessage
 
 MessageInput = EmailMessage | Message | bytes | str
 
@@ -24,6 +25,7 @@ class Envelope:
     sender: str
     recipients: tuple[str, ...]
     data: bytes  # CRLF line endings, not yet dot-stuffed
+    payload: bytes  # what follows DATA: dot-stuffed, ending CRLF.CRLF
     smtputf8: bool  # an address or a header needs SMTPUTF8
     eight_bit: bool  # the content has octets over 127 (BODY=8BITMIME)
 
@@ -40,6 +42,7 @@ def prepare(
     if isinstance(message, Message):
         headers: Message = message
         data = _serialize(message)
+        _check_no_header_injection(message, data)
     elif isinstance(message, bytes | bytearray | memoryview):
         data = bytes(message)
         headers = BytesHeaderParser(policy=email.policy.SMTP).parsebytes(data)
@@ -75,6 +78,7 @@ def prepare(
         sender=sender,
         recipients=unique,
         data=data,
+        payload=encode_data(data),  # refuses NUL and over-long lines before anything is sent
         smtputf8=needs_smtputf8(sender)
         or any(map(needs_smtputf8, unique))
         or not header_block.isascii(),
@@ -99,6 +103,19 @@ def _serialize(message: Message) -> bytes:
     except UnicodeEncodeError:
         # Non-ASCII addresses in headers: only legal with SMTPUTF8 (RFC 6532).
         return message.as_bytes(policy=email.policy.SMTPUTF8)
+
+
+def _check_no_header_injection(message: Message, data: bytes) -> None:
+    """A CR or LF in a header value (user input in a Subject, say) must not add headers.
+
+    ``EmailMessage`` refuses such values itself; the legacy ``Message`` class
+    does not, so we count the headers that would be sent.
+    """
+    sent = BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
+    if len(sent.keys()) != len(message.keys()):
+        raise InvalidMessage(
+            "a header value contains CR or LF that would add headers to the message"
+        )
 
 
 _BCC = re.compile(rb"^Bcc:.*(?:\r\n[ \t].*)*\r\n", re.IGNORECASE | re.MULTILINE)

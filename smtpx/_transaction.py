@@ -26,11 +26,12 @@ def mail_options(client: Client, envelope: Envelope) -> list[str]:
     extensions = client.extensions
     options: list[str] = []
     if "size" in extensions:
-        options.append(f"SIZE={len(envelope.data)}")
+        options.append(f"SIZE={len(envelope.payload)}")
         limit = extensions["size"].strip()
-        if limit.isdigit() and 0 < int(limit) < len(envelope.data):
+        if limit.isdigit() and 0 < int(limit) < len(envelope.payload):
+            size = len(envelope.payload)
             raise e.MessageTooLarge(
-                f"the message is {len(envelope.data)} octets; the server's SIZE limit is {limit}"
+                f"the message is {size} octets; the server's SIZE limit is {limit}"
             )
     if envelope.smtputf8:
         if "smtputf8" not in extensions:
@@ -68,7 +69,7 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
             every_transient = all(err.retryable for err in rejected.values())
             cls = e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected
             raise cls()
-        reply = (await client.data(envelope.data)).reply
+        reply = (await client._data_encoded(envelope.payload)).reply
     except e.SMTPError as error:
         error.rejected = {**rejected, **error.rejected}
         error.undelivered = tuple(r for r in envelope.recipients if r not in rejected)

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import functools
 import hmac
+import logging
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
@@ -32,11 +33,11 @@ from aiosmtplib.response import SMTPResponse
 
 from smtpx import _transaction
 from smtpx import errors as e
-from smtpx._address import check_address
+from smtpx._address import check_address, check_parameter
 from smtpx._classify import classify
 from smtpx._commands import Command
 from smtpx._data import encode_data
-from smtpx._message import MessageInput, prepare
+from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
 from smtpx._wire import Transport
@@ -74,7 +75,10 @@ class Client:
     a server that does not offer STARTTLS raises ``TLSNotOffered``.
     ``credentials`` are a ``(username, password)`` pair or ``Credentials``;
     they are never sent over plaintext unless ``allow_plaintext_auth=True``.
-    ``timeout`` applies to connecting and to each reply.
+    ``timeout`` applies to connecting and to each reply; ``total_timeout`` caps
+    a whole ``send()`` (connecting included), so a server that trickles bytes
+    cannot hold it forever.  ``transcript=True`` logs every command and reply on
+    the ``smtpx.transcript`` logger at DEBUG, with AUTH arguments redacted.
     """
 
     def __init__(
@@ -88,6 +92,8 @@ class Client:
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         allow_plaintext_auth: bool = False,
+        total_timeout: float | None = 600.0,
+        transcript: bool = False,
     ) -> None:
         self.host = host
         self.port = port if port is not None else tls.default_port
@@ -99,6 +105,9 @@ class Client:
         self.local_hostname = local_hostname
         self._tls_context = tls_context
         self.allow_plaintext_auth = allow_plaintext_auth
+        self.total_timeout = total_timeout
+        self.transcript = transcript
+        self._stage: Command | None = None  # the step under way, for the total time-out
         self._smtp: Transport | None = None
         self._lock = asyncio.Lock()
         self.greeting: Reply | None = None
@@ -219,9 +228,25 @@ class Client:
         async with self._lock:
             if retry is not None:
                 return await send_with_retry(self, envelope, retry)
-            if not self.connected:
-                await self.connect()
-            return await _transaction.run(self, envelope)
+            return await self.send_envelope(envelope)
+
+    async def send_envelope(self, envelope: Envelope) -> SendResult:
+        """One attempt at a prepared envelope, within ``total_timeout`` (lock held)."""
+        try:
+            async with asyncio.timeout(self.total_timeout):
+                if not self.connected:
+                    await self.connect()
+                return await _transaction.run(self, envelope)
+        except TimeoutError as exc:
+            stage = self._stage
+            detail = f"the send took longer than total_timeout={self.total_timeout}s"
+            error: e.SMTPError
+            if stage is Command.DATA_END:
+                error = e.DeliveryUnknown(detail, command=stage)
+            else:
+                error = e.ResponseTimeout(detail, command=stage)
+            error.undelivered = envelope.recipients
+            raise error from exc
 
     # -- one method per command -------------------------------------------------
 
@@ -245,6 +270,8 @@ class Client:
         smtp = self._require()
         if "starttls" not in self.extensions:
             raise e.TLSNotOffered(command=Command.STARTTLS)
+        if self.transcript:
+            _log_sent(Command.STARTTLS, (b"STARTTLS",))
         await self._run(Command.STARTTLS, smtp.starttls(tls_context=self._context()))
         ready = self._checked(Command.STARTTLS)
         assert isinstance(ready, Ready)
@@ -326,11 +353,18 @@ class Client:
         A connection lost or timed out after the message was sent raises
         ``DeliveryUnknown``: the server may have accepted it.
         """
-        payload = encode_data(message)
+        return await self._data_encoded(encode_data(message))
+
+    async def _data_encoded(self, payload: bytes) -> Success:
         start = await self.command(Command.DATA, b"DATA")
         if not isinstance(start, StartData):  # pragma: no cover - classify guarantees it
             raise e.UnexpectedReply(command=Command.DATA, reply=start.reply)
         protocol = self._require().reply_protocol
+
+        if self.transcript:
+            transcript.debug(
+                ">>> [message: %d octets]", len(payload), extra=_record(">>>", Command.DATA_END)
+            )
 
         async def send_payload() -> SMTPResponse:
             protocol.write(payload)
@@ -360,6 +394,8 @@ class Client:
     ) -> Success:
         """Send one command line and classify its reply as ``command``."""
         smtp = self._require()
+        if self.transcript:
+            _log_sent(command, args)
         await self._run(command, smtp.execute_command(*args), recipient=recipient)
         return self._checked(command, recipient=recipient)
 
@@ -372,6 +408,7 @@ class Client:
 
     async def _run(self, command: Command, step: Any, *, recipient: str | None = None) -> None:
         """Await one network step; on failure, close and raise the classified smtpx error."""
+        self._stage = command
         try:
             await step
         except asyncio.CancelledError:
@@ -403,6 +440,8 @@ class Client:
         if reply is None:  # pragma: no cover - a step that succeeded always left a reply
             raise e.ProtocolError("no reply recorded", command=command)
         result = classify(command, reply, recipient=recipient)
+        if self.transcript:
+            _log_reply(command, reply, result)
         if isinstance(result, e.SMTPError):
             if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
                 self.close()  # 421 closes the channel; a protocol error desynchronises it
@@ -444,10 +483,39 @@ def _translate(exc: BaseException, command: Command, recipient: str | None) -> e
     return e.ProtocolError(f"unexpected {type(exc).__name__}: {detail}", **kwargs)
 
 
+transcript = logging.getLogger("smtpx.transcript")
+
+
+def _record(direction: str, command: Command, **fields: object) -> dict[str, object]:
+    return {"smtpx": {"direction": direction, "command": command.name, **fields}}
+
+
+def _log_sent(command: Command, args: tuple[bytes, ...]) -> None:
+    if command is Command.AUTH:
+        # Only the verb and mechanism name are shown: initial responses and every
+        # later AUTH line carry credentials.
+        if args[0] != b"AUTH":
+            shown = b"[redacted]"
+        else:
+            shown = b" ".join(args[:2]) + (b" [redacted]" if len(args) > 2 else b"")
+    else:
+        shown = b" ".join(args)
+    line = shown.decode("utf-8", "replace")
+    transcript.debug(">>> %s", line, extra=_record(">>>", command, line=line))
+
+
+def _log_reply(command: Command, reply: Reply, result: Success | e.SMTPError) -> None:
+    kind = type(result).__name__
+    transcript.debug(
+        "<<< %s  [%s]",
+        reply,
+        kind,
+        extra=_record("<<<", command, code=reply.code, classification=kind),
+    )
+
+
 def _param(option: str) -> bytes:
-    if not option.isascii() or not option.isprintable() or " " in option:
-        raise e.InvalidEnvelope(f"invalid ESMTP parameter {option!r}")
-    return option.encode("ascii")
+    return check_parameter(option).encode("ascii")
 
 
 def _text_arg(value: str) -> bytes:

@@ -27,7 +27,6 @@ import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from smtpx import _transaction
 from smtpx import errors as e
 from smtpx._message import Envelope
 from smtpx._reply import Reply
@@ -205,10 +204,8 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
     async def attempt() -> None:
         nonlocal pending, last_reply
         try:
-            if not client.connected:
-                await client.connect()
             envelope_now = attrs.evolve(envelope, recipients=tuple(pending))
-            result = await _transaction.run(client, envelope_now)
+            result = await client.send_envelope(envelope_now)
         except e.SMTPError as error:
             history.append(error)
             settle(dict(error.rejected))

@@ -1,0 +1,104 @@
+"""A raw SMTP responder that records every byte it receives: for wire-level tests.
+
+It answers like a permissive server (it does not parse addresses) and can be
+told to misbehave: trickle its replies one byte at a time, or send an endless
+reply.  Unlike aiosmtpd it hides nothing, so tests see exactly what smtpx sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Self
+
+EHLO = b"250-raw.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10000000\r\n"
+
+
+class RawServer:
+    def __init__(self, *, trickle: float | None = None, endless: bytes | None = None) -> None:
+        self.trickle = trickle  # seconds between bytes of each reply
+        self.endless = endless  # sent forever instead of the greeting
+        self.received = bytearray()
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._session(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _reply(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if self.trickle is None:
+            writer.write(data)
+            await writer.drain()
+            return
+        for byte in data:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(self.trickle)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.endless is not None:
+            for _ in range(100_000):  # bounded: ~100k chunks at most
+                writer.write(self.endless)
+                await writer.drain()
+            return
+        await self._reply(writer, b"220 raw.test ESMTP\r\n")
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            self.received += line
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                await self._reply(writer, EHLO)
+            elif verb == b"DATA":
+                await self._reply(writer, b"354 go ahead\r\n")
+                body = await reader.readuntil(b"\r\n.\r\n")
+                self.received += body
+                await self._reply(writer, b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                await self._reply(writer, b"221 bye\r\n")
+                return
+            else:
+                await self._reply(writer, b"250 ok\r\n")
+
+    def commands(self) -> list[bytes]:
+        """The command lines received, message content left out."""
+        lines: list[bytes] = []
+        data = bytes(self.received)
+        while data:
+            line, _, data = data.partition(b"\r\n")
+            lines.append(line)
+            if line.upper() == b"DATA":
+                _, _, data = data.partition(b"\r\n.\r\n")
+        return lines
+
+    def message_bodies(self) -> list[bytes]:
+        """Each DATA payload as sent, terminator included."""
+        bodies = []
+        data = bytes(self.received)
+        while b"\r\nDATA\r\n" in data or data.startswith(b"DATA\r\n"):
+            _, _, data = data.partition(b"DATA\r\n")
+            body, _, data = data.partition(b"\r\n.\r\n")
+            bodies.append(body + b"\r\n.\r\n")
+        return bodies
