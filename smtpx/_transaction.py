@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smtpx import errors as e
+from smtpx._commands import Command
 from smtpx._message import Envelope
-from smtpx.results import SendResult
+from smtpx._reply import Reply
+from smtpx.results import SendResult, StartData
 
 if TYPE_CHECKING:
     from smtpx.client import Client
@@ -55,21 +57,22 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
     rejected: dict[str, e.SMTPError] = {}
     accepted: list[str] = []
     try:
-        await client.mail(envelope.sender, mail_options(client, envelope))
-        for recipient in envelope.recipients:
-            try:
-                await client.rcpt(recipient)
-            except _FATAL:
-                raise
-            except e.SMTPError as refusal:
-                rejected[recipient] = refusal
-            else:
-                accepted.append(recipient)
-        if not accepted:
-            every_transient = all(err.retryable for err in rejected.values())
-            cls = e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected
-            raise cls()
-        reply = (await client._data_encoded(envelope.payload)).reply
+        options = mail_options(client, envelope)
+        if client.pipelining:
+            reply = await _pipelined(client, envelope, options, accepted, rejected)
+        else:
+            await client.mail(envelope.sender, options)
+            for recipient in envelope.recipients:
+                try:
+                    await client.rcpt(recipient)
+                except _FATAL:
+                    raise
+                except e.SMTPError as refusal:
+                    rejected[recipient] = refusal
+                else:
+                    accepted.append(recipient)
+            _check_someone_accepted(accepted, rejected)
+            reply = (await client._data_encoded(envelope.payload)).reply
     except e.SMTPError as error:
         error.rejected = {**rejected, **error.rejected}
         error.undelivered = tuple(r for r in envelope.recipients if r not in rejected)
@@ -77,6 +80,48 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
             await _reset(client)
         raise
     return SendResult(tuple(accepted), rejected, reply)
+
+
+def _check_someone_accepted(accepted: list[str], rejected: dict[str, e.SMTPError]) -> None:
+    if not accepted:
+        every_transient = all(err.retryable for err in rejected.values())
+        raise (e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected)()
+
+
+async def _pipelined(
+    client: Client,
+    envelope: Envelope,
+    options: list[str],
+    accepted: list[str],
+    rejected: dict[str, e.SMTPError],
+) -> Reply:
+    """MAIL, every RCPT and DATA in one write (RFC 2920); each reply judged on its own."""
+    steps: list[tuple[Command, tuple[bytes, ...], str | None]] = [
+        (Command.MAIL, client.mail_args(envelope.sender, options), None),
+        *((Command.RCPT, client.rcpt_args(r), r) for r in envelope.recipients),
+        (Command.DATA, (b"DATA",), None),
+    ]
+    results = await client.pipeline(steps)
+    for result in results:  # a 421 or a garbled reply ends the exchange: raise it first
+        if isinstance(result, _FATAL):
+            raise result
+    mail, *rcpts, data = results
+    if not isinstance(mail, e.SMTPError):  # after a refused MAIL, RCPT replies mean nothing
+        for (_, _, recipient), result in zip(steps[1:-1], rcpts, strict=True):
+            assert recipient is not None
+            if isinstance(result, e.SMTPError):
+                rejected[recipient] = result
+            else:
+                accepted.append(recipient)
+    if isinstance(data, StartData) and not accepted:
+        # RFC 2920 §3.1: DATA was accepted with nothing to send; end it empty.
+        await client._send_payload(b".\r\n")
+    if isinstance(mail, e.SMTPError):
+        raise mail
+    _check_someone_accepted(accepted, rejected)
+    if isinstance(data, e.SMTPError):
+        raise data
+    return (await client._send_payload(envelope.payload)).reply
 
 
 async def _reset(client: Client) -> None:

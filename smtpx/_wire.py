@@ -24,7 +24,7 @@ from aiosmtplib.errors import (
 from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
-from smtpx._reply import MAX_LINE_LENGTH, Reply
+from smtpx._reply import MAX_LINE_LENGTH, MAX_LINES, Reply
 from smtpx.errors import ProtocolError
 
 
@@ -35,9 +35,41 @@ class ReplyProtocol(SMTPProtocol):
         super().__init__(**kwargs)
         self._on_reply = on_reply
 
+    # aiosmtplib drops bytes that arrive while no reply is awaited, and parses only
+    # one reply per chunk.  With PIPELINING (RFC 2920) several replies arrive at
+    # once, so we keep every byte and serve buffered replies first.
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._response_waiter
+        if waiter is None:
+            return  # connection already lost
+        self._buffer.extend(data)
+        if self._response_pending and not waiter.done():
+            try:
+                response = self._read_response_from_buffer()
+            except Exception as exc:  # delivered to the reader
+                self._set_response_exception(waiter, exc)
+                return
+            if response is not None:
+                waiter.set_result(response)
+
+    async def read_response(self, timeout: float | None = None) -> SMTPResponse:
+        waiter = self._response_waiter
+        if waiter is not None and not waiter.done() and self._buffer:
+            response = self._read_response_from_buffer()
+            if response is not None:
+                return response
+        return await super().read_response(timeout=timeout)
+
     def _read_response_from_buffer(self) -> SMTPResponse | None:
         offset = 0
+        lines = 0
         while True:
+            lines += 1
+            if lines > MAX_LINES:
+                raise ProtocolError(
+                    f"reply has more than {MAX_LINES} lines", raw=bytes(self._buffer[:200])
+                )
             end = self._buffer.find(b"\n", offset)
             if end == -1:
                 if len(self._buffer) - offset > MAX_LINE_LENGTH:

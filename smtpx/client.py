@@ -16,7 +16,7 @@ import hmac
 import logging
 import socket
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -337,15 +337,22 @@ class Client:
 
     async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
         """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""
-        check_address(sender, role="sender", allow_null=True)
-        args = [b"MAIL", f"FROM:<{sender}>".encode(), *map(_param, options)]
-        return await self.command(Command.MAIL, *args)
+        return await self.command(Command.MAIL, *self.mail_args(sender, options))
 
     async def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Success:
         """RCPT TO:<recipient>; a refusal raises an error carrying ``recipient``."""
-        check_address(recipient, role="recipient")
-        args = [b"RCPT", f"TO:<{recipient}>".encode(), *map(_param, options)]
+        args = self.rcpt_args(recipient, options)
         return await self.command(Command.RCPT, *args, recipient=recipient)
+
+    @staticmethod
+    def mail_args(sender: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
+        check_address(sender, role="sender", allow_null=True)
+        return (b"MAIL", f"FROM:<{sender}>".encode(), *map(_param, options))
+
+    @staticmethod
+    def rcpt_args(recipient: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
+        check_address(recipient, role="recipient")
+        return (b"RCPT", f"TO:<{recipient}>".encode(), *map(_param, options))
 
     async def data(self, message: bytes) -> Success:
         """DATA, then the message (line endings normalised, dot-stuffed) and the final ".".
@@ -359,6 +366,10 @@ class Client:
         start = await self.command(Command.DATA, b"DATA")
         if not isinstance(start, StartData):  # pragma: no cover - classify guarantees it
             raise e.UnexpectedReply(command=Command.DATA, reply=start.reply)
+        return await self._send_payload(payload)
+
+    async def _send_payload(self, payload: bytes) -> Success:
+        """After a 354: the dot-stuffed message and its final ".", classified as DATA_END."""
         protocol = self._require().reply_protocol
 
         if self.transcript:
@@ -388,6 +399,46 @@ class Client:
     async def help(self, topic: str | None = None) -> Success:
         args = [b"HELP"] + ([_text_arg(topic)] if topic else [])
         return await self.command(Command.HELP, *args)
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether the server advertised PIPELINING (RFC 2920) in its last EHLO."""
+        return "pipelining" in self.extensions
+
+    async def pipeline(
+        self, steps: Sequence[tuple[Command, tuple[bytes, ...], str | None]]
+    ) -> list[Success | e.SMTPError]:
+        """Send several commands in one write and classify each reply against its own command.
+
+        Returns one result or error *instance* per step, in order (nothing is
+        raised for a negative reply).  A 421 ends the exchange: the server is
+        closing, so the list is then shorter than ``steps``.  A lost connection
+        or time-out raises, as for a single command.
+        """
+        smtp = self._require()
+        protocol = smtp.reply_protocol
+        results: list[Success | e.SMTPError] = []
+        if self.transcript:
+            for command, args, _ in steps:
+                _log_sent(command, args)
+
+        async def exchange() -> None:
+            protocol.write(b"".join(b" ".join(args) + b"\r\n" for _, args, _ in steps))
+            for command, _, recipient in steps:
+                self._stage = command
+                await protocol.read_response(timeout=self.timeout)
+                reply = smtp.last_reply
+                assert reply is not None
+                result = classify(command, reply, recipient=recipient)
+                if self.transcript:
+                    _log_reply(command, reply, result)
+                results.append(result)
+                if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
+                    self.close()
+                    return
+
+        await self._run(steps[0][0], exchange())
+        return results
 
     async def command(
         self, command: Command, *args: bytes, recipient: str | None = None

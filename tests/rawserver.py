@@ -14,9 +14,20 @@ EHLO = b"250-raw.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10000000\r\n"
 
 
 class RawServer:
-    def __init__(self, *, trickle: float | None = None, endless: bytes | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        trickle: float | None = None,
+        endless: bytes | None = None,
+        pipelining: bool = False,
+        rcpt_reply: bytes = b"250 ok\r\n",
+    ) -> None:
         self.trickle = trickle  # seconds between bytes of each reply
         self.endless = endless  # sent forever instead of the greeting
+        self.ehlo = (
+            EHLO.replace(b"250 SIZE", b"250-PIPELINING\r\n250 SIZE") if pipelining else EHLO
+        )
+        self.rcpt_reply = rcpt_reply
         self.received = bytearray()
         self.host = "127.0.0.1"
         self.port = 0
@@ -70,11 +81,15 @@ class RawServer:
             self.received += line
             verb = line[:4].upper()
             if verb == b"EHLO":
-                await self._reply(writer, EHLO)
+                await self._reply(writer, self.ehlo)
+            elif verb == b"RCPT":
+                await self._reply(writer, self.rcpt_reply)
             elif verb == b"DATA":
+                # like a careless server: 354 even when no recipient was accepted
                 await self._reply(writer, b"354 go ahead\r\n")
-                body = await reader.readuntil(b"\r\n.\r\n")
-                self.received += body
+                while (body_line := await reader.readline()) not in (b".\r\n", b""):
+                    self.received += body_line
+                self.received += b".\r\n"
                 await self._reply(writer, b"250 2.0.0 queued\r\n")
             elif verb == b"QUIT":
                 await self._reply(writer, b"221 bye\r\n")
@@ -90,7 +105,7 @@ class RawServer:
             line, _, data = data.partition(b"\r\n")
             lines.append(line)
             if line.upper() == b"DATA":
-                _, _, data = data.partition(b"\r\n.\r\n")
+                _, _, data = (b"\r\n" + data).partition(b"\r\n.\r\n")
         return lines
 
     def message_bodies(self) -> list[bytes]:
@@ -99,6 +114,6 @@ class RawServer:
         data = bytes(self.received)
         while b"\r\nDATA\r\n" in data or data.startswith(b"DATA\r\n"):
             _, _, data = data.partition(b"DATA\r\n")
-            body, _, data = data.partition(b"\r\n.\r\n")
-            bodies.append(body + b"\r\n.\r\n")
+            body, _, data = (b"\r\n" + data).partition(b"\r\n.\r\n")
+            bodies.append(body[2:] + b"\r\n.\r\n" if body else b".\r\n")
         return bodies

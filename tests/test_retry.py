@@ -25,9 +25,9 @@ PLAIN: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    async with ScriptedServer() as scripted:
+@pytest.fixture(params=[True, False], ids=["pipelined", "lock-step"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedServer]:
+    async with ScriptedServer(pipelining=request.param) as scripted:
         yield scripted
 
 

@@ -17,6 +17,7 @@ from tls_ca import LocalCA
 
 import smtpx
 from smtpx._address import check_address, check_parameter
+from smtpx._message import MessageInput
 from smtpx.testing import ScriptedServer
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
@@ -37,7 +38,7 @@ SMUGGLING = [
 ]
 
 
-def as_input(kind: str, body: bytes) -> smtpx.client.MessageInput:
+def as_input(kind: str, body: bytes) -> MessageInput:
     if kind == "bytes":
         return HEAD + body
     if kind == "str":
