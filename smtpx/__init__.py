@@ -79,6 +79,7 @@ from smtpx.errors import (
     UsageError,
     UserNotLocal,
 )
+from smtpx.pool import Pool, PoolStats, RateLimiter
 from smtpx.results import (
     AuthChallenge,
     Authenticated,
@@ -169,7 +170,10 @@ __all__ = [
     "PasswordTransitionNeeded",
     "PermanentError",
     "PlaintextAuthRefused",
+    "Pool",
+    "PoolStats",
     "ProtocolError",
+    "RateLimiter",
     "Ready",
     "RecipientsRefused",
     "RegistryEntry",

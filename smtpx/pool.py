@@ -1,0 +1,218 @@
+"""``Pool``: up to N reused connections to one server, shared safely between tasks.
+
+Each send borrows an idle connection (or opens one), so concurrent sends run
+in parallel and sequential ones reuse a warm, authenticated session.  A
+connection idle for a while is checked with NOOP before reuse; one the server
+closed is replaced transparently; one that carried ``max_messages`` is retired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from smtpx import errors as e
+from smtpx._commands import Command
+from smtpx._message import MessageInput
+from smtpx.client import Client
+from smtpx.results import SendResult
+from smtpx.retry import RetryPolicy
+
+# Failures that mean "this reused connection had gone stale" when they come
+# before the message was sent: nothing was delivered, so a fresh connection
+# may safely try again once.
+_STALE = (e.ConnectionLost, e.ServiceUnavailable)
+_BEFORE_DATA = frozenset({Command.MAIL, Command.RSET, Command.NOOP})
+
+
+@attrs.define
+class PoolStats:
+    connections_opened: int = 0
+    connections_retired: int = 0
+    messages: int = 0
+    stale_retries: int = 0
+
+
+@attrs.define(eq=False)
+class _Slot:
+    client: Client
+    messages: int = 0
+    last_used: float = attrs.field(factory=time.monotonic)
+
+
+class RateLimiter:
+    """At most ``rate`` acquisitions per second, shared by every caller (a token bucket)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise e.UsageError(f"rate must be positive and burst at least 1, not {rate}, {burst}")
+        self.interval = 1.0 / rate
+        self.burst = burst
+        self._sleep, self._clock = sleep, clock
+        self._next = clock()
+
+    async def acquire(self) -> None:
+        # Reserve the next free instant synchronously (no await in between), so
+        # concurrent callers queue up one interval apart.
+        now = self._clock()
+        self._next = max(self._next, now - self.interval * (self.burst - 1))
+        wait = self._next - now
+        self._next += self.interval
+        if wait > 0:
+            await self._sleep(wait)
+
+
+class Pool:
+    """A pool of ``Client`` connections to one server.
+
+    ``size`` caps open connections, ``max_messages`` the messages one
+    connection carries before it is retired, ``idle_timeout`` how long an idle
+    connection is kept, ``check_after`` how long a connection may sit idle
+    before a NOOP health check precedes its reuse, and ``rate_limit`` the
+    messages per second across the whole pool.  Other keyword arguments are
+    those of ``Client``.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        size: int = 8,
+        max_messages: int = 100,
+        idle_timeout: float = 60.0,
+        check_after: float = 5.0,
+        rate_limit: float | RateLimiter | None = None,
+        **client_options: Any,
+    ) -> None:
+        if size < 1 or max_messages < 1:
+            raise e.UsageError("size and max_messages must be at least 1")
+        self.host, self.port = host, port
+        self.size = size
+        self.max_messages = max_messages
+        self.idle_timeout = idle_timeout
+        self.check_after = check_after
+        self._options = client_options
+        if isinstance(rate_limit, int | float):
+            rate_limit = RateLimiter(rate_limit)
+        self._limiter = rate_limit
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[_Slot] = []
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closed = False
+        self.stats = PoolStats()
+
+    def __repr__(self) -> str:
+        return (
+            f"<smtpx.Pool {self.host}:{self.port} size={self.size} "
+            f"idle={len(self._idle)} in_flight={self._in_flight}>"
+        )
+
+    async def __aenter__(self) -> Pool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def send(
+        self,
+        message: MessageInput,
+        *,
+        sender: str | None = None,
+        recipients: Iterable[str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> SendResult:
+        """Send on a pooled connection; same results and errors as ``Client.send``."""
+        if self._closed:
+            raise e.UsageError("the pool is closed")
+        recipients = list(recipients) if recipients is not None else None
+        self._in_flight += 1
+        self._drained.clear()
+        try:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            async with self._slots:
+                slot = await self._borrow()
+                reused = slot.messages > 0
+                try:
+                    try:
+                        result = await slot.client.send(
+                            message, sender=sender, recipients=recipients, retry=retry
+                        )
+                    except _STALE as error:
+                        if not (reused and error.command in _BEFORE_DATA):
+                            raise
+                        self.stats.stale_retries += 1
+                        slot.client.close()
+                        result = await slot.client.send(
+                            message, sender=sender, recipients=recipients, retry=retry
+                        )
+                    return result
+                finally:
+                    slot.messages += 1
+                    self.stats.messages += 1
+                    await self._give_back(slot)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._drained.set()
+
+    async def _borrow(self) -> _Slot:
+        while self._idle:
+            slot = self._idle.pop()
+            idle = time.monotonic() - slot.last_used
+            if not slot.client.connected or idle > self.idle_timeout:
+                await self._retire(slot)
+                continue
+            if idle > self.check_after:
+                try:
+                    await slot.client.noop()
+                except e.SMTPError:
+                    await self._retire(slot)
+                    continue
+            return slot
+        self.stats.connections_opened += 1
+        return _Slot(Client(self.host, self.port, **self._options))
+
+    async def _give_back(self, slot: _Slot) -> None:
+        # A send that failed with the session intact (a refusal, after RSET) leaves
+        # the connection usable; a lost or desynchronised one is already closed.
+        usable = slot.client.connected and slot.messages < self.max_messages
+        if self._closed or not usable:
+            await self._retire(slot)
+            return
+        slot.last_used = time.monotonic()
+        self._idle.append(slot)
+
+    async def _retire(self, slot: _Slot) -> None:
+        self.stats.connections_retired += 1
+        with contextlib.suppress(e.SMTPError):
+            await slot.client.quit()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Refuse new sends, let the ones under way finish, then QUIT every connection."""
+        self._closed = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(self._retire(slot) for slot in idle))
