@@ -11,7 +11,7 @@
 # or fail when CI=true / SMTPX_REQUIRE_REAL_SERVERS=1).
 set -euo pipefail
 
-PACKAGES=(postfix sasl2-bin libsasl2-modules swaks)
+PACKAGES=(postfix sasl2-bin libsasl2-modules swaks redis-server)
 
 is_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

@@ -33,20 +33,23 @@ def mail_options(client: Client, envelope: Envelope) -> list[str]:
         if limit.isdigit() and 0 < int(limit) < len(envelope.payload):
             size = len(envelope.payload)
             raise e.MessageTooLarge(
-                f"the message is {size} octets; the server's SIZE limit is {limit}"
+                f"the message is {size} octets; the server's SIZE limit is {limit}",
+                command=Command.MAIL,
             )
     if envelope.smtputf8:
         if "smtputf8" not in extensions:
             raise e.ExtensionRequired(
                 "the message has non-ASCII addresses or headers, which need SMTPUTF8; "
-                "the server does not offer it"
+                "the server does not offer it",
+                command=Command.MAIL,
             )
         options.append("SMTPUTF8")
     if envelope.eight_bit:
         if "8bitmime" not in extensions:
             raise e.ExtensionRequired(
                 "the message has 8-bit content and the server does not offer 8BITMIME; "
-                "send an EmailMessage with a 7-bit Content-Transfer-Encoding"
+                "send an EmailMessage with a 7-bit Content-Transfer-Encoding",
+                command=Command.MAIL,
             )
         options.append("BODY=8BITMIME")
     return options
@@ -85,7 +88,8 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
 def _check_someone_accepted(accepted: list[str], rejected: dict[str, e.SMTPError]) -> None:
     if not accepted:
         every_transient = all(err.retryable for err in rejected.values())
-        raise (e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected)()
+        error = e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected
+        raise error(command=Command.RCPT)
 
 
 async def _pipelined(

@@ -54,8 +54,17 @@ class ReplyProtocol(SMTPProtocol):
                 waiter.set_result(response)
 
     async def read_response(self, timeout: float | None = None) -> SMTPResponse:
+        # A complete reply already buffered comes first -- also when the connection
+        # was lost after it arrived (a 421 then a close): the reply, not the loss, is
+        # the answer.  Only a reply the waiter already holds is older than the buffer.
         waiter = self._response_waiter
-        if waiter is not None and not waiter.done() and self._buffer:
+        holds_reply = (
+            waiter is not None
+            and waiter.done()
+            and not waiter.cancelled()
+            and waiter.exception() is None
+        )
+        if self._buffer and not holds_reply:
             response = self._read_response_from_buffer()
             if response is not None:
                 return response
@@ -97,15 +106,18 @@ class Transport(SMTP):
     """
 
     last_reply: Reply | None = None
+    _replies: ReplyProtocol | None = None
 
     def _record(self, reply: Reply) -> None:
         self.last_reply = reply
 
     @property
     def reply_protocol(self) -> ReplyProtocol:
-        if not isinstance(self.protocol, ReplyProtocol):
+        """The connection's protocol, kept after the server closes (aiosmtplib forgets
+        it) so that replies the server sent before closing can still be read."""
+        if self._replies is None:
             raise SMTPServerDisconnected("Server not connected")
-        return self.protocol
+        return self._replies
 
     @property
     def encrypted(self) -> bool:
@@ -143,7 +155,7 @@ class Transport(SMTP):
         except OSError as exc:
             raise SMTPConnectError(f"Error connecting to {host} on port {port}: {exc}") from exc
 
-        self.protocol = protocol
+        self.protocol = self._replies = protocol
         self.transport = transport
         try:
             response = await protocol.read_response(timeout=timeout)

@@ -175,19 +175,25 @@ class Client:
         ready = self._checked(Command.CONNECT)
         assert isinstance(ready, Ready)
         self.greeting = ready.reply
-        await self.ehlo()
-        if self.tls in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC) and not self.encrypted:
-            if "starttls" in self.extensions:
-                await self.starttls()
-            elif self.tls is TLSMode.STARTTLS:
-                self.close()
-                raise e.TLSNotOffered(
-                    f"{self.host}:{self.port} did not offer STARTTLS; use TLSMode.IMPLICIT for "
-                    "port 465, or choose TLSMode.OPPORTUNISTIC explicitly to allow plaintext",
-                    command=Command.STARTTLS,
-                )
-        if self._credentials is not None:
-            await self.login()
+        try:
+            await self.ehlo()
+            if self.tls in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC) and not self.encrypted:
+                if "starttls" in self.extensions:
+                    await self.starttls()
+                elif self.tls is TLSMode.STARTTLS:
+                    raise e.TLSNotOffered(
+                        f"{self.host}:{self.port} did not offer STARTTLS; use TLSMode.IMPLICIT "
+                        "for port 465, or choose TLSMode.OPPORTUNISTIC explicitly to allow "
+                        "plaintext",
+                        command=Command.STARTTLS,
+                    )
+            if self._credentials is not None:
+                await self.login()
+        except BaseException:
+            # A half-set-up session (no EHLO, no TLS, not authenticated) must not be
+            # reused by the next send(), which only connects when not connected.
+            self.close()
+            raise
         return ready
 
     def close(self) -> None:
@@ -235,7 +241,11 @@ class Client:
         try:
             async with asyncio.timeout(self.total_timeout):
                 if not self.connected:
-                    await self.connect()
+                    try:
+                        await self.connect()
+                    except e.SMTPError as failure:
+                        failure.undelivered = envelope.recipients  # nobody got it
+                        raise
                 return await _transaction.run(self, envelope)
         except TimeoutError as exc:
             stage = self._stage
@@ -370,7 +380,10 @@ class Client:
 
     async def _send_payload(self, payload: bytes) -> Success:
         """After a 354: the dot-stuffed message and its final ".", classified as DATA_END."""
-        protocol = self._require().reply_protocol
+        smtp = self._smtp
+        if smtp is None:
+            raise e.ConnectionLost("not connected; call connect() first", command=Command.DATA_END)
+        protocol = smtp.reply_protocol
 
         if self.transcript:
             transcript.debug(
@@ -378,6 +391,16 @@ class Client:
             )
 
         async def send_payload() -> SMTPResponse:
+            if not smtp.is_connected:
+                # The server closed before the message was sent (smtp-sink -A): a reply
+                # it sent first is its answer; without one, nothing was delivered.
+                try:
+                    return await protocol.read_response(timeout=0)
+                except (SMTPException, TimeoutError) as exc:
+                    raise e.ConnectionLost(
+                        "the server closed the connection before the message was sent",
+                        command=Command.DATA_END,
+                    ) from exc
             protocol.write(payload)
             return await protocol.read_response(timeout=self.timeout)
 
@@ -422,22 +445,24 @@ class Client:
             for command, args, _ in steps:
                 _log_sent(command, args)
 
-        async def exchange() -> None:
+        async def write() -> None:
             protocol.write(b"".join(b" ".join(args) + b"\r\n" for _, args, _ in steps))
-            for command, _, recipient in steps:
-                self._stage = command
-                await protocol.read_response(timeout=self.timeout)
-                reply = smtp.last_reply
-                assert reply is not None
-                result = classify(command, reply, recipient=recipient)
-                if self.transcript:
-                    _log_reply(command, reply, result)
-                results.append(result)
-                if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
-                    self.close()
-                    return
 
-        await self._run(steps[0][0], exchange())
+        await self._run(steps[0][0], write())
+        for command, _, recipient in steps:
+            # each read is its own step: a loss or time-out names the command it hit
+            await self._run(
+                command, protocol.read_response(timeout=self.timeout), recipient=recipient
+            )
+            reply = smtp.last_reply
+            assert reply is not None
+            result = classify(command, reply, recipient=recipient)
+            if self.transcript:
+                _log_reply(command, reply, result)
+            results.append(result)
+            if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
+                self.close()
+                break
         return results
 
     async def command(

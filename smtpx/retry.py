@@ -47,11 +47,21 @@ _UNIT = {"s": 1, "m": 60, "h": 3600}
 
 
 def server_hint(error: BaseException) -> float | None:
-    """The delay, in seconds, that the server's reply text asks for, if it names one."""
+    """The delay, in seconds, that the server's reply text asks for, if it names one.
+
+    For an error that gathers refusals (every recipient deferred), the longest
+    delay any of them asks for.
+    """
     reply = getattr(error, "reply", None)
-    if reply is None:
-        return None
-    match = _HINT.search(reply.text)
+    hints = [_hint_in(reply.text)] if reply is not None else []
+    rejected = getattr(error, "rejected", None) or {}
+    hints += [server_hint(refusal) for refusal in rejected.values() if refusal is not error]
+    found = [hint for hint in hints if hint is not None]
+    return max(found) if found else None
+
+
+def _hint_in(text: str) -> float | None:
+    match = _HINT.search(text)
     if match is None:
         return None
     unit = (match[2] or "s")[0].lower()

@@ -245,3 +245,14 @@ def test_suggested_delay_for_task_queues_grows_and_honours_hints() -> None:
     hinted = smtpx.classify(smtpx.Command.RCPT, smtpx.Reply.build(450, "try again in 90 seconds"))
     assert smtpx.suggested_delay(hinted, 1, backoff) == 90.0  # type: ignore[arg-type]
     assert pickle.loads(pickle.dumps(error)).retryable  # hand it to a task queue
+
+
+def test_server_hint_of_an_all_deferred_error_comes_from_its_refusals() -> None:
+    refusals: dict[str, smtpx.SMTPError] = {}
+    for name, text in (("a", "try again in 30 seconds"), ("b", "retry in 2 minutes")):
+        refusal = smtpx.classify(smtpx.Command.RCPT, smtpx.Reply.build(450, text))
+        assert isinstance(refusal, smtpx.MailboxBusy)
+        refusals[f"{name}@example.com"] = refusal
+    error = smtpx.AllRecipientsDeferred()
+    error.rejected = refusals
+    assert smtpx.server_hint(error) == 120.0

@@ -1,0 +1,7 @@
+"""Integrations with frameworks and task queues, each behind its own extra.
+
+- :mod:`smtpx.contrib.django`: a Django email backend (``smtpx[django]``).
+- :mod:`smtpx.contrib.arq`: an arq task that reschedules transient failures (``smtpx[arq]``).
+
+The FastAPI recipe is an example, not a module: ``examples/fastapi_app.py``.
+"""

@@ -1,0 +1,239 @@
+"""A Django email backend that sends with smtpx: typed errors, per-recipient results, retry.
+
+Install ``smtpx[django]`` and set::
+
+    EMAIL_BACKEND = "smtpx.contrib.django.EmailBackend"
+
+It reads the settings Django's SMTP backend reads (``EMAIL_HOST``, ``EMAIL_PORT``,
+``EMAIL_HOST_USER``, ``EMAIL_HOST_PASSWORD``, ``EMAIL_USE_TLS``, ``EMAIL_USE_SSL``,
+``EMAIL_TIMEOUT``, ``EMAIL_SSL_CERTFILE``, ``EMAIL_SSL_KEYFILE``) and these:
+
+``SMTPX_RETRY``
+    ``None`` (the default: one attempt), a number of attempts, or a
+    :class:`smtpx.RetryPolicy`. Retries resend only to the recipients still pending, and
+    block the calling thread while they wait: keep them short in a request.
+``SMTPX_TLS``
+    A :class:`smtpx.TLSMode` (or its value, ``"opportunistic"``...) that overrides
+    ``EMAIL_USE_TLS`` / ``EMAIL_USE_SSL``. Like Django, the backend sends in plain text
+    when neither is set; ``EMAIL_USE_TLS`` *requires* STARTTLS (``TLSNotOffered`` when the
+    server lacks it) and verifies the certificate.
+``SMTPX_ALLOW_PLAINTEXT_AUTH``
+    ``False`` by default: smtpx refuses to send a password over an unencrypted
+    connection (``PlaintextAuthRefused``), even where Django's backend would.
+``SMTPX_OPTIONS``
+    Other :class:`smtpx.Client` arguments, e.g. ``{"local_hostname": "web1.example.com"}``.
+
+``send_messages`` returns how many messages at least one recipient accepted. A message
+some recipients refused still counts; each refusal is logged on the
+``smtpx.contrib.django`` logger at WARNING. With ``fail_silently=False`` a failure raises
+its typed :class:`smtpx.SMTPError` (``AuthFailed``, ``AllRecipientsRejected``, ...);
+with ``fail_silently=True`` it is logged and the message is not counted.
+
+Django's mail API is synchronous: the backend runs smtpx on a private event loop in a
+background thread, for as long as the connection is open, so it works from any thread,
+even one that is running an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.message
+import logging
+import threading
+from collections.abc import Coroutine, Sequence
+from email.utils import parseaddr
+from typing import Any, TypeVar
+
+from django.conf import settings  # type: ignore[import-untyped]
+from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[import-untyped]
+
+import smtpx
+
+__all__ = ["EmailBackend"]
+
+logger = logging.getLogger("smtpx.contrib.django")
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread; ``run`` blocks until a coroutine is done."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="smtpx-django", daemon=True
+            )
+            self._thread.start()
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def _tls_mode(use_tls: bool, use_ssl: bool, override: object) -> smtpx.TLSMode:
+    if override is not None:
+        return override if isinstance(override, smtpx.TLSMode) else smtpx.TLSMode(override)
+    if use_ssl:
+        return smtpx.TLSMode.IMPLICIT
+    return smtpx.TLSMode.STARTTLS if use_tls else smtpx.TLSMode.NONE
+
+
+def _retry_policy(setting: object) -> smtpx.RetryPolicy | None:
+    if setting is None or isinstance(setting, smtpx.RetryPolicy):
+        return setting
+    if isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1:
+        return smtpx.RetryPolicy(attempts=setting) if setting > 1 else None
+    raise ValueError(
+        f"SMTPX_RETRY must be None, a number of attempts or a RetryPolicy: {setting!r}"
+    )
+
+
+def _address(value: object) -> str:
+    """The bare address of ``"Name <a@example.com>"`` (Django allows display names)."""
+    return parseaddr(str(value))[1] or str(value)
+
+
+def _content(message: Any) -> bytes | email.message.Message:
+    built = message.message()
+    if isinstance(built, email.message.EmailMessage):
+        return built  # Django 6+: a standard-library EmailMessage; smtpx serialises it
+    # Django 5 and earlier: SafeMIME* classes, whose as_bytes takes a line separator
+    data: bytes = built.as_bytes(linesep="\r\n")
+    return data
+
+
+class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
+    """Django email backend on smtpx. Arguments override the settings of the same name."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        use_tls: bool | None = None,
+        fail_silently: bool = False,
+        use_ssl: bool | None = None,
+        timeout: float | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_certfile: str | None = None,
+        retry: int | smtpx.RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fail_silently=fail_silently, **kwargs)
+        self.host: str = host or settings.EMAIL_HOST
+        self.port: int = port or settings.EMAIL_PORT
+        self.username: str = settings.EMAIL_HOST_USER if username is None else username
+        self.password: str = settings.EMAIL_HOST_PASSWORD if password is None else password
+        self.use_tls: bool = settings.EMAIL_USE_TLS if use_tls is None else use_tls
+        self.use_ssl: bool = settings.EMAIL_USE_SSL if use_ssl is None else use_ssl
+        self.timeout: float | None = settings.EMAIL_TIMEOUT if timeout is None else timeout
+        self.ssl_keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
+        self.ssl_certfile = settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
+        if self.use_ssl and self.use_tls:
+            raise ValueError(
+                "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set "
+                "one of those settings to True."
+            )
+        self.tls = _tls_mode(self.use_tls, self.use_ssl, getattr(settings, "SMTPX_TLS", None))
+        self.retry = _retry_policy(
+            retry if retry is not None else getattr(settings, "SMTPX_RETRY", None)
+        )
+        self.allow_plaintext_auth = bool(getattr(settings, "SMTPX_ALLOW_PLAINTEXT_AUTH", False))
+        self.options: dict[str, Any] = dict(getattr(settings, "SMTPX_OPTIONS", None) or {})
+        self.client: smtpx.Client | None = None
+        self._loop = _LoopThread()
+        self._lock = threading.RLock()
+
+    def _make_client(self) -> smtpx.Client:
+        options: dict[str, Any] = {
+            "tls": self.tls,
+            "allow_plaintext_auth": self.allow_plaintext_auth,
+        }
+        if self.username:
+            options["credentials"] = (self.username, self.password)
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        if self.ssl_certfile or self.ssl_keyfile:
+            context = smtpx.default_context()
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            options["tls_context"] = context
+        options.update(self.options)
+        return smtpx.Client(self.host, self.port, **options)
+
+    def open(self) -> bool | None:
+        """Connect (and authenticate). True if a new connection was opened, False if one
+        was open already, None if connecting failed silently."""
+        if self.client is not None:
+            return False
+        client = self._make_client()
+        try:
+            self._loop.run(client.connect())
+        except smtpx.SMTPError as error:
+            self._loop.stop()
+            if not self.fail_silently:
+                raise
+            logger.warning("could not connect to %s:%s: %s", self.host, self.port, error)
+            return None
+        self.client = client
+        return True
+
+    def close(self) -> None:
+        """QUIT and stop the background loop."""
+        client, self.client = self.client, None
+        try:
+            if client is not None:
+                self._loop.run(client.quit())
+        finally:
+            self._loop.stop()
+
+    def send_messages(self, email_messages: Sequence[Any]) -> int:
+        """Send each message; return how many at least one recipient accepted."""
+        if not email_messages:
+            return 0
+        with self._lock:
+            new_connection = self.open()
+            if self.client is None or new_connection is None:
+                return 0
+            sent = 0
+            try:
+                for message in email_messages:
+                    sent += self._send(self.client, message)
+            finally:
+                if new_connection:
+                    self.close()
+        return sent
+
+    def _send(self, client: smtpx.Client, message: Any) -> bool:
+        recipients = [_address(r) for r in message.recipients()]
+        if not recipients:
+            return False
+        try:
+            result = self._loop.run(
+                client.send(
+                    _content(message),
+                    sender=_address(message.from_email),
+                    recipients=recipients,
+                    retry=self.retry,
+                )
+            )
+        except smtpx.SMTPError as error:
+            if not self.fail_silently:
+                raise
+            logger.warning("message %r not sent: %s", message.subject, error)
+            return False
+        for recipient, refusal in result.rejected.items():
+            logger.warning("message %r refused for <%s>: %s", message.subject, recipient, refusal)
+        return True

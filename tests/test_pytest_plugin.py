@@ -1,0 +1,222 @@
+"""The pytest plugin (smtpx.pytest_plugin), run the way a user runs it: through pytester."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+import pytest
+
+import smtpx
+from smtpx.testing import ScriptedServer, assert_not_sent, assert_sent
+
+if TYPE_CHECKING:  # imported by pytest_plugins below, not before (assertion rewriting)
+    from smtpx.pytest_plugin import ServerFactory
+
+# Once smtpx is installed with its pytest11 entry point, pytest loads the plugin itself,
+# and naming it here too would register the module twice (a ValueError): only ask for
+# it while the entry point is missing (a source checkout not yet reinstalled).
+_INSTALLED = any(ep.value == "smtpx.pytest_plugin" for ep in entry_points(group="pytest11"))
+pytest_plugins = ["pytester"] if _INSTALLED else ["pytester", "smtpx.pytest_plugin"]
+# the same for the user test runs below
+PLUGIN: tuple[str, ...] = () if _INSTALLED else ("-p", "smtpx.pytest_plugin")
+
+MESSAGE = b"From: app@example.com\r\nTo: alice@example.com\r\nSubject: Welcome\r\n\r\nHi!\r\n"
+
+# A user's test module: their "app" is a sync function that sends with smtpx.
+USER_TESTS = '''
+import asyncio
+
+import pytest
+
+import smtpx
+from smtpx.pytest_plugin import assert_not_sent, assert_sent
+
+MESSAGE = b"From: app@example.com\\r\\nTo: alice@example.com\\r\\nSubject: Welcome\\r\\n\\r\\nHi"
+
+
+def signup(server, password="password"):
+    """The app under test: sends a welcome mail, says what happened."""
+    try:
+        asyncio.run(smtpx.send(
+            MESSAGE, host=server.host, port=server.port, tls=smtpx.TLSMode.NONE,
+            credentials=("user", password), allow_plaintext_auth=True, timeout=2,
+        ))
+    except smtpx.AuthFailed:
+        return "misconfigured"
+    except smtpx.TransientError:
+        return "queued"
+    return "sent"
+
+
+def test_sent(smtp_server):
+    assert signup(smtp_server) == "sent"
+    assert_sent(smtp_server, to="alice@example.com", subject="Welcome", count=1)
+
+
+def test_535(smtp_server):
+    smtp_server.on("AUTH", reply="535 5.7.8 Authentication credentials invalid")
+    assert signup(smtp_server) == "misconfigured"
+    assert_not_sent(smtp_server)
+
+
+def test_450(smtp_server):
+    smtp_server.on("RCPT", reply="450 4.2.0 Greylisted, try again later")
+    assert signup(smtp_server) == "queued"
+
+
+def test_421(smtp_server):
+    smtp_server.on("MAIL", reply="421 4.3.2 Shutting down", close=True)
+    assert signup(smtp_server) == "queued"
+
+
+def test_real_password_check(smtp_server):
+    assert signup(smtp_server, password="wrong") == "misconfigured"
+
+
+@pytest.mark.asyncio
+async def test_from_async_code(smtp_server):
+    smtp_server.on("RCPT", reply="450 4.2.0 Greylisted, try again later")
+    with pytest.raises(smtpx.AllRecipientsDeferred):
+        await smtpx.send(MESSAGE, host=smtp_server.host, port=smtp_server.port,
+                         tls=smtpx.TLSMode.NONE, timeout=2)
+
+
+@pytest.mark.smtp_server(size_limit=10)
+def test_marker_configures_the_server(smtp_server):
+    with pytest.raises(smtpx.MessageTooLarge):
+        asyncio.run(smtpx.send(MESSAGE, host=smtp_server.host, port=smtp_server.port,
+                               tls=smtpx.TLSMode.NONE, timeout=2))
+
+
+def test_factory(smtp_server_factory):
+    a = smtp_server_factory()
+    b = smtp_server_factory(credentials=None)
+    assert a.port != b.port
+    assert a.credentials is None and b.credentials is None
+
+
+def test_fails_readably(smtp_server):
+    smtp_server.on("RCPT", reply="450 4.2.0 Greylisted, try again later")
+    signup(smtp_server)
+    assert_sent(smtp_server, to="alice@example.com", subject="Welcome")
+'''
+
+INI = "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+# Inner runs share this process: hush the "already imported, cannot rewrite" warnings,
+# and leave out hypothesis's plugin (its terminal summary alone takes a second).
+QUIET = (
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
+    "-W",
+    "ignore::pytest.PytestWarning",
+)
+
+
+def test_user_tests_through_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest(*QUIET, *PLUGIN, "-p", "asyncio")
+    result.assert_outcomes(passed=8, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*expected at least 1 message(s) to <alice@example.com> with subject 'Welcome',"
+            " found 0;",
+            "*the server accepted 0 message(s)",
+            "*scripted replies sent:",
+            "*RCPT: '450 4.2.0 Greylisted, try again later' x1",
+        ]
+    )
+
+
+def test_loads_through_the_entry_point(pytester: pytest.Pytester) -> None:
+    """With smtpx installed, a user's tests need nothing but the fixture's name; and the
+    plugin can be turned off with -p no:smtpx."""
+    dist = pytester.mkdir("smtpx_entry_point_probe-0.dist-info")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: smtpx-entry-point-probe\nVersion: 0\n"
+    )
+    (dist / "entry_points.txt").write_text("[pytest11]\nsmtpx = smtpx.pytest_plugin\n")
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        test_probe="""
+        def test_uses_fixture(smtp_server):
+            assert smtp_server.port
+        """
+    )
+    pytester.syspathinsert()  # importlib.metadata finds the dist-info on sys.path
+    result = pytester.runpytest(*QUIET)
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest(*QUIET, "-p", "no:smtpx")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'smtp_server' not found*"])
+
+
+# -- the fixtures and assertions used directly ----------------------------------------------
+
+
+def send(server: ScriptedServer, message: bytes = MESSAGE) -> smtpx.SendResult:
+    return asyncio.run(
+        smtpx.send(message, host=server.host, port=server.port, tls=smtpx.TLSMode.NONE, timeout=2)
+    )
+
+
+def test_fixture_serves_synchronous_code(smtp_server: ScriptedServer) -> None:
+    result = send(smtp_server)
+    assert result.accepted == ("alice@example.com",)
+    [received] = assert_sent(smtp_server, to="ALICE@example.com", sender="app@example.com")
+    assert received.subject == "Welcome"
+    assert received.text.strip() == "Hi!"
+    assert smtp_server.credentials == {"user": "password"}
+
+
+async def test_fixture_serves_async_code(smtp_server: ScriptedServer) -> None:
+    smtp_server.on("DATA_END", reply="451 4.3.0 Try again", times=1)
+    clock = smtpx.VirtualClock()
+    result = await smtpx.send(
+        MESSAGE,
+        host=smtp_server.host,
+        port=smtp_server.port,
+        tls=smtpx.TLSMode.NONE,
+        timeout=2,
+        retry=smtpx.RetryPolicy.for_testing(clock),
+    )
+    assert result.accepted == ("alice@example.com",)
+    assert len(clock.sleeps) == 1
+    assert_sent(smtp_server, count=1)
+
+
+def test_assert_sent_criteria(smtp_server: ScriptedServer) -> None:
+    send(smtp_server)
+    assert_sent(smtp_server, contains="Hi!")
+    with pytest.raises(AssertionError, match=r"expected 2 message\(s\) to <alice@example.com>"):
+        assert_sent(smtp_server, to="alice@example.com", count=2)
+    with pytest.raises(AssertionError, match=r"from <other@example\.com>"):
+        assert_sent(smtp_server, sender="other@example.com")
+    with pytest.raises(AssertionError, match="containing 'Bye'"):
+        assert_sent(smtp_server, contains="Bye")
+    assert_not_sent(smtp_server, subject="Other")
+    with pytest.raises(AssertionError, match=r"expected no message at all, found 1;\n"):
+        assert_not_sent(smtp_server)
+
+
+def test_assert_sent_on_empty_server(smtp_server: ScriptedServer) -> None:
+    assert_sent(smtp_server, count=0)
+    with pytest.raises(AssertionError, match=r"the server accepted 0 message\(s\)$"):
+        assert_sent(smtp_server)
+
+
+def test_factory_servers_are_independent(
+    smtp_server_factory: ServerFactory,
+) -> None:
+    plain = smtp_server_factory(credentials=None)
+    refusing = smtp_server_factory()
+    refusing.on("RCPT", reply="550 5.1.1 No such user")
+    send(plain)
+    with pytest.raises(smtpx.AllRecipientsRejected):
+        send(refusing)
+    assert_sent(plain, count=1)
+    assert_not_sent(refusing)
