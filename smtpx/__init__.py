@@ -19,6 +19,7 @@ from smtpx.errors import (
     AuthError,
     AuthFailed,
     AuthMechanismTooWeak,
+    AuthNotOffered,
     AuthRequired,
     AuthUnavailable,
     BadCommandSequence,
@@ -105,6 +106,7 @@ from smtpx.retry import (
     suggested_delay,
     wait_suggested,
 )
+from smtpx.sync import SyncClient, send_sync
 
 # A library logs, the application decides where to: nothing is printed by default.
 logging.getLogger("smtpx").addHandler(logging.NullHandler())
@@ -118,6 +120,7 @@ __all__ = [
     "AuthError",
     "AuthFailed",
     "AuthMechanismTooWeak",
+    "AuthNotOffered",
     "AuthRequired",
     "AuthUnavailable",
     "Authenticated",
@@ -191,6 +194,7 @@ __all__ = [
     "SpamRejected",
     "StartData",
     "Success",
+    "SyncClient",
     "SystemStatus",
     "TLSError",
     "TLSHandshakeFailed",
@@ -212,6 +216,7 @@ __all__ = [
     "is_retryable",
     "retry_if_transient",
     "send",
+    "send_sync",
     "server_hint",
     "severity",
     "suggested_delay",

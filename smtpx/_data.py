@@ -33,3 +33,10 @@ def encode_data(message: bytes) -> bytes:
     body = b"\r\n".join(lines)
     body = _LEADING_DOT.sub(b"..", body)
     return body + b"\r\n.\r\n" if body else b".\r\n"
+
+
+def message_size(payload: bytes) -> int:
+    """The SIZE (RFC 1870 §3) of a DATA payload: without dot-stuffing and the final "."."""
+    body = payload[: -len(b".\r\n")]
+    stuffed = body.count(b"\r\n.") + body.startswith(b".")
+    return len(body) - stuffed

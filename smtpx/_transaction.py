@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from smtpx import errors as e
 from smtpx._commands import Command
+from smtpx._data import message_size
 from smtpx._message import Envelope
 from smtpx._reply import Reply
 from smtpx.results import SendResult, StartData
@@ -28,10 +29,10 @@ def mail_options(client: Client, envelope: Envelope) -> list[str]:
     extensions = client.extensions
     options: list[str] = []
     if "size" in extensions:
-        options.append(f"SIZE={len(envelope.payload)}")
+        size = message_size(envelope.payload)
+        options.append(f"SIZE={size}")
         limit = extensions["size"].strip()
-        if limit.isdigit() and 0 < int(limit) < len(envelope.payload):
-            size = len(envelope.payload)
+        if limit.isdigit() and 0 < int(limit) < size:
             raise e.MessageTooLarge(
                 f"the message is {size} octets; the server's SIZE limit is {limit}",
                 command=Command.MAIL,

@@ -299,6 +299,10 @@ class Client:
                 command=Command.AUTH,
             )
         offered = self.auth_mechanisms
+        if not offered:
+            raise e.AuthNotOffered(
+                f"{self.host}:{self.port} advertises no AUTH mechanism", command=Command.AUTH
+            )
         preference = _MECHANISMS_TLS if self.encrypted else _MECHANISMS_PLAINTEXT
         mechanism = next((m for m in preference if m in offered), None)
         if mechanism is None:
@@ -495,6 +499,8 @@ class Client:
             self.close()
             if error.command is None:
                 error.command = command
+            if error.recipient is None:
+                error.recipient = recipient
             raise
         except SMTPConnectResponseError as exc:
             # a negative greeting: its reply is classified like any other

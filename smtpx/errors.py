@@ -37,7 +37,8 @@ too.  ``*`` marks a category base::
     │   ├── HostDoesNotAcceptMail     521
     │   ├── MessageTooLarge           523, 552 X.2.3 / X.3.4
     │   ├── AuthRequired              530                                (AuthError)
-    │   ├── AuthMechanismTooWeak      534                                (AuthError)
+    │   ├── AuthMechanismTooWeak      534; or no mechanism smtpx knows   (AuthError)
+    │   ├── AuthNotOffered            credentials given, server has no AUTH (AuthError)
     │   ├── AuthFailed                535, 5xx X.7.8 to AUTH             (AuthError)
     │   ├── EncryptionRequired        538                                (AuthError)
     │   ├── SpamRejected              541
@@ -358,6 +359,12 @@ class AuthRequired(PermanentError, AuthError):
 
 class AuthMechanismTooWeak(PermanentError, AuthError):
     """534: the server wants a stronger AUTH mechanism."""
+
+
+class AuthNotOffered(PermanentError, AuthError):
+    """Credentials were given but the server offers no AUTH (after TLS, if any)."""
+
+    summary = "the server offers no authentication"
 
 
 class AuthFailed(PermanentError, AuthError):

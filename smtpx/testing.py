@@ -286,16 +286,14 @@ class _ScriptedSMTP(SMTP):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         super()._cb_client_connected(reader, writer)
-        readuntil, readline = reader.readuntil, reader.readline
+        readuntil = reader.readuntil
 
+        # StreamReader.readline() reads through readuntil(), so this records the AUTH
+        # continuation lines that aiosmtpd reads with readline() too, each once.
         async def recording_readuntil(separator: bytes = b"\n") -> bytes:
             return self._record(await readuntil(separator))
 
-        async def recording_readline() -> bytes:
-            return self._record(await readline())
-
         reader.readuntil = recording_readuntil  # type: ignore[method-assign,assignment]
-        reader.readline = recording_readline  # type: ignore[method-assign]
 
     def _record(self, line: bytes) -> bytes:
         if not self._in_data and line.endswith(b"\n"):

@@ -1,0 +1,166 @@
+"""What the commands share: exit codes, styled output, TLS and password options."""
+
+from __future__ import annotations
+
+import enum
+import os
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from smtpx import errors as e
+from smtpx._codes import describe
+from smtpx._tls import TLSMode, default_context
+from smtpx.results import SendResult, Success
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Exit(enum.IntEnum):
+    """The exit status of ``smtpx send`` and ``smtpx probe``, by outcome."""
+
+    OK = 0
+    PARTIAL = 1
+    USAGE = 2
+    PERMANENT = 3
+    TRANSIENT = 4
+    UNKNOWN = 5
+    SECURITY = 6
+
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  every recipient accepted (probe: every step succeeded)
+  1  some recipients accepted, some refused
+  2  usage error (bad option, bad address, refused before sending)
+  3  permanent failure (5xx): do not retry unchanged
+  4  transient failure (4xx, lost connection): retry later
+  5  delivery unknown: lost after the message was sent
+  6  TLS or authentication error"""
+
+
+def exit_code(error: e.SMTPError) -> Exit:
+    """The exit status for a failure: TLS and auth first, then by severity."""
+    if isinstance(error, e.AuthError | e.TLSError):
+        return Exit.SECURITY
+    if isinstance(error, e.DeliveryUnknown):
+        return Exit.UNKNOWN
+    if isinstance(error, e.UsageError):
+        return Exit.USAGE
+    if isinstance(error, e.TransientError):
+        return Exit.TRANSIENT
+    return Exit.PERMANENT
+
+
+def honour_no_color(ctx: click.Context) -> None:
+    """Colour only on a terminal (click's default), and never when NO_COLOR is set."""
+    if os.environ.get("NO_COLOR"):
+        ctx.color = False
+
+
+def echo(text: str = "", *, err: bool = False, **style: Any) -> None:
+    click.echo(click.style(text, **style) if style else text, err=err)
+
+
+def tone(outcome: Success | BaseException | None) -> dict[str, Any]:
+    """The style of an outcome: green success, yellow transient, red otherwise."""
+    if outcome is None or isinstance(outcome, Success):
+        return {"fg": "green"}
+    if isinstance(outcome, e.DeliveryUnknown):
+        return {"fg": "magenta"}
+    if isinstance(outcome, e.SMTPError) and outcome.retryable:
+        return {"fg": "yellow"}
+    return {"fg": "red"}
+
+
+def explain_error(error: e.SMTPError) -> str:
+    """``NoSuchMailbox 550 5.1.1: meaning; registry title; server said '...'``."""
+    head = " ".join(
+        part
+        for part in (type(error).__name__, str(error.code or ""), str(error.enhanced or ""))
+        if part
+    )
+    reply = error.reply
+    if reply is None:
+        reason = error.summary + (f": {error.detail}" if error.detail else "")
+        return f"{head}: {reason}"
+    meanings = [describe(reply.code)]
+    if reply.enhanced is not None:
+        meanings.append(reply.enhanced.title)
+    said = f"; server said {reply.message!r}" if reply.message else ""
+    return f"{head}: {'; '.join(meanings)}{said}"
+
+
+def advice(error: e.SMTPError) -> str:
+    if isinstance(error, e.DeliveryUnknown):
+        return "delivery unknown: the server may have the message; check before resending"
+    if error.retryable:
+        return "transient: try again later"
+    return "permanent: do not retry unchanged"
+
+
+def print_result(result: SendResult) -> None:
+    for recipient in result.accepted:
+        echo(f"  accepted  {recipient}", fg="green")
+    for recipient, refusal in result.rejected.items():
+        echo(f"  rejected  {recipient}  {explain_error(refusal)}", **tone(refusal))
+    echo(f"  server    {result.reply}", dim=True)
+
+
+def print_failure(error: e.SMTPError, recipients: tuple[str, ...] = ()) -> None:
+    """A failed send: the error, then each recipient's own refusal or 'not sent'."""
+    attempts = f" after {len(error.attempts)} attempts" if len(error.attempts) > 1 else ""
+    echo(f"failed{attempts}: {explain_error(error)}", **tone(error))
+    echo(f"  ({advice(error)})", dim=True)
+    listed = set()
+    for recipient, refusal in error.rejected.items():
+        listed.add(recipient)
+        echo(f"  rejected  {recipient}  {explain_error(refusal)}", **tone(refusal))
+    for recipient in (*error.undelivered, *recipients):
+        if recipient not in listed:
+            listed.add(recipient)
+            echo(f"  not sent  {recipient}  ({type(error).__name__})", **tone(error))
+
+
+def tls_options(function: F) -> F:
+    """``--tls`` and ``--ca-file``."""
+    function = click.option(
+        "--ca-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Trust the CA certificates in this PEM file instead of the system's.",
+    )(function)
+    return click.option(
+        "--tls",
+        "tls",
+        type=click.Choice([mode.value for mode in TLSMode]),
+        default=TLSMode.STARTTLS.value,
+        show_default=True,
+        help="starttls: upgrade, required; implicit: TLS from the first byte (port 465); "
+        "opportunistic: upgrade if offered; none: plaintext.",
+    )(function)
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    if ca_file is None:
+        return None
+    try:
+        return default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise click.BadParameter(f"cannot load {ca_file}: {exc}", param_hint="--ca-file") from exc
+
+
+def password_for(user: str) -> str:
+    """From $SMTPX_PASSWORD, else a hidden prompt on the terminal; never from argv."""
+    password = os.environ.get("SMTPX_PASSWORD")
+    if password:
+        return password
+    try:
+        typed: str = click.prompt(f"Password for {user}", hide_input=True, err=True)
+    except click.Abort:
+        raise click.UsageError(
+            f"no password for {user}: set SMTPX_PASSWORD or run in a terminal"
+        ) from None
+    return typed

@@ -1,0 +1,214 @@
+"""``smtpx send``: one message (or one per recipient of a file), each outcome typed."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from smtpx import errors as e
+from smtpx._tls import TLSMode
+from smtpx.cli._common import (
+    EXIT_CODES_HELP,
+    Exit,
+    echo,
+    exit_code,
+    explain_error,
+    password_for,
+    print_failure,
+    print_result,
+    tls_context,
+    tls_options,
+    tone,
+)
+from smtpx.results import SendResult
+from smtpx.retry import Backoff, RetryPolicy
+from smtpx.sync import SyncClient
+
+DEFAULT_BODY = "A test message sent by smtpx.\n"
+
+# Failures of the session rather than of one message: a bulk send stops at the first.
+_SESSION_ERRORS = (e.AuthError, e.TLSError, e.PlaintextAuthRefused, e.ConnectError)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option("--host", required=True, help="The SMTP server.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Default: 587, 465 or 25 by --tls.")
+@click.option("--from", "sender", metavar="ADDRESS", help="Envelope sender (and From header).")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="A recipient; repeatable.")
+@click.option(
+    "--to-file",
+    type=click.File("r"),
+    help="A file of recipients, one per line: one message each, with a progress bar.",
+)
+@click.option("--subject", help="Subject header (default: 'smtpx test message').")
+@click.option("--body", help="Message text.")
+@click.option(
+    "--eml",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Send this RFC 5322 file as is; --from/--to then override its envelope.",
+)
+@tls_options
+@click.option("--user", help="Authenticate as USER; password from $SMTPX_PASSWORD or a prompt.")
+@click.option("--allow-plaintext-auth", is_flag=True, help="Allow AUTH without TLS.")
+@click.option(
+    "--retry",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Retry transient failures up to N more times (only to recipients still pending).",
+)
+@click.option(
+    "--retry-wait",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds before the first retry; doubles each time.",
+)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0)
+@click.option("--local-hostname", metavar="NAME", help="Name to send in EHLO.")
+@click.pass_context
+def send(
+    ctx: click.Context,
+    host: str,
+    port: int | None,
+    sender: str | None,
+    to: tuple[str, ...],
+    to_file: TextIO | None,
+    subject: str | None,
+    body: str | None,
+    eml: Path | None,
+    tls: str,
+    ca_file: Path | None,
+    user: str | None,
+    allow_plaintext_auth: bool,
+    retry: int,
+    retry_wait: float,
+    timeout: float,
+    local_hostname: str | None,
+) -> None:
+    """Send a message and print what happened to each recipient.
+
+    Without --eml, a text message is built from --from, --to, --subject and --body.
+    The password is never taken from the command line: set SMTPX_PASSWORD or type it
+    at the prompt.
+    """
+    if eml is not None and (subject is not None or body is not None):
+        raise click.UsageError("--subject and --body do not apply to --eml")
+    if to and to_file is not None:
+        raise click.UsageError("give --to or --to-file, not both")
+    if eml is None and (sender is None or not (to or to_file)):
+        raise click.UsageError("without --eml, --from and --to (or --to-file) are required")
+    options: dict[str, Any] = {
+        "tls": TLSMode(tls),
+        "tls_context": tls_context(ca_file),
+        "timeout": timeout,
+        "local_hostname": local_hostname,
+        "allow_plaintext_auth": allow_plaintext_auth,
+    }
+    if user is not None:
+        options["credentials"] = (user, password_for(user))
+    policy = None
+    if retry:
+        policy = RetryPolicy(attempts=retry + 1, backoff=Backoff(initial=retry_wait))
+    client = SyncClient(host, port, **options)
+
+    def build(recipients: tuple[str, ...]) -> bytes | EmailMessage:
+        if eml is not None:
+            return eml.read_bytes()
+        assert sender is not None
+        return _message(sender, recipients, subject, body)
+
+    try:
+        if to_file is None:
+            code = _send_one(client, build(to), sender, to or None, policy)
+        else:
+            recipients = [line.strip() for line in to_file]
+            recipients = [r for r in recipients if r and not r.startswith("#")]
+            if not recipients:
+                raise click.UsageError(f"no recipients in {to_file.name}")
+            code = _send_each(client, build, sender, recipients, policy)
+    finally:
+        client.quit()
+    ctx.exit(code)
+
+
+def _message(
+    sender: str, recipients: tuple[str, ...], subject: str | None, body: str | None
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject if subject is not None else "smtpx test message"
+    message["Date"] = formatdate(localtime=True)
+    domain = sender.rpartition("@")[2] or None
+    message["Message-ID"] = make_msgid(domain=domain)
+    message.set_content(body if body is not None else DEFAULT_BODY)
+    return message
+
+
+def _send_one(
+    client: SyncClient,
+    message: bytes | EmailMessage,
+    sender: str | None,
+    recipients: tuple[str, ...] | None,
+    policy: RetryPolicy | None,
+) -> Exit:
+    try:
+        result = client.send(message, sender=sender, recipients=recipients, retry=policy)
+    except e.SMTPError as error:
+        print_failure(error, recipients or ())
+        return exit_code(error)
+    print_result(result)
+    return Exit.OK if result.all_accepted else Exit.PARTIAL
+
+
+def _send_each(
+    client: SyncClient,
+    build: Callable[[tuple[str, ...]], bytes | EmailMessage],
+    sender: str | None,
+    recipients: list[str],
+    policy: RetryPolicy | None,
+) -> Exit:
+    """One message per recipient; failures are listed after the bar, then a summary."""
+    outcomes: dict[str, SendResult | e.SMTPError] = {}
+    stopped: e.SMTPError | None = None
+    stderr = click.get_text_stream("stderr")
+    with click.progressbar(recipients, label="Sending", file=stderr) as bar:
+        for recipient in bar:
+            try:
+                outcomes[recipient] = client.send(
+                    build((recipient,)), sender=sender, recipients=(recipient,), retry=policy
+                )
+            except e.SMTPError as error:
+                outcomes[recipient] = error
+                if isinstance(error, _SESSION_ERRORS):
+                    stopped = error
+                    break
+    accepted = refused = 0
+    codes: list[Exit] = []
+    for recipient, outcome in outcomes.items():
+        if isinstance(outcome, SendResult) and outcome.all_accepted:
+            accepted += 1
+            continue
+        refused += 1
+        if isinstance(outcome, SendResult):
+            refusal = outcome.rejected[recipient]
+        else:
+            refusal = outcome.rejected.get(recipient, outcome)
+        codes.append(exit_code(refusal))
+        echo(f"  failed    {recipient}  {explain_error(refusal)}", **tone(refusal))
+    not_sent = len(recipients) - len(outcomes)
+    if stopped is not None:
+        echo(f"stopped: {explain_error(stopped)}", **tone(stopped))
+    summary = f"{accepted} accepted, {refused} failed, {not_sent} not sent, of {len(recipients)}"
+    echo(summary, bold=True)
+    if accepted == len(recipients):
+        return Exit.OK
+    if accepted:
+        return Exit.PARTIAL
+    return max(codes, default=Exit.USAGE)
