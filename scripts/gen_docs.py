@@ -12,6 +12,7 @@ import smtpx
 from smtpx import errors
 from smtpx._classify import RULES, SEVERITY_OVERRIDES
 from smtpx._enhanced import REGISTRY
+from smtpx._table import RFC_NEGATIVE
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "classification.md"
 
@@ -44,6 +45,17 @@ def render() -> str:
         pos = ", ".join(map(str, sorted(row.positive)))
         neg = ", ".join(map(str, sorted(row.negative))) or "—"
         out.append(f"| `{command.name}` | {pos} | {neg} |")
+    out += [
+        "",
+        "Negative codes the RFCs foresee but the reference table omits (classified the",
+        "same way; they only clear the `unexpected` mark):",
+        "",
+        "| command | codes |",
+        "|---|---|",
+    ]
+    for command, codes in RFC_NEGATIVE.items():
+        if codes:
+            out.append(f"| `{command.name}` | {', '.join(map(str, sorted(codes)))} |")
     out += [
         "",
         "`DATA` is the reply to the DATA verb, `DATA_END` the reply after the final `.`;",

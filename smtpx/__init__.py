@@ -10,7 +10,7 @@ from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
 from smtpx._commands import Command
 from smtpx._enhanced import EnhancedStatus, RegistryEntry
 from smtpx._reply import Reply
-from smtpx._table import TABLE, Row
+from smtpx._table import TABLE, Row, is_expected
 from smtpx._tls import TLSMode, default_context
 from smtpx.client import Client, Credentials, send
 from smtpx.errors import (
@@ -213,6 +213,7 @@ __all__ = [
     "default_context",
     "describe",
     "error_class",
+    "is_expected",
     "is_retryable",
     "retry_if_transient",
     "send",

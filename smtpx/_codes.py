@@ -100,8 +100,21 @@ CATALOGUE: dict[int, CodeInfo] = {
 }
 
 
-def describe(code: int) -> str:
-    """The catalogue meaning of ``code``, or a generic one by its first digit."""
+# Codes whose meaning depends on the command they answer.
+_IN_REPLY_TO: dict[tuple[str, int], str] = {
+    ("AUTH", 454): "temporary authentication failure (RFC 4954)",
+    ("AUTH", 334): "authentication challenge: send the next step",
+    ("CONNECT", 554): "no SMTP service here",
+    ("STARTTLS", 220): "ready to start TLS",
+    ("RCPT", 552): "mailbox full or too many recipients; temporary (RFC 5321 §4.5.3.1.10)",
+}
+
+
+def describe(code: int, command: str | None = None) -> str:
+    """The meaning of ``code`` (in reply to ``command``, a ``Command`` name, if given)."""
+    specific = _IN_REPLY_TO.get((command, code)) if command else None
+    if specific is not None:
+        return specific
     info = CATALOGUE.get(code)
     if info is not None:
         return info.meaning

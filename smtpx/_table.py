@@ -48,8 +48,34 @@ TABLE: dict[Command, Row] = {
 # RFC 5321 §3.8: any command may be answered by 421 when the server shuts down.
 ANY_COMMAND = frozenset({421})
 
+# Negative replies the RFCs foresee that the reference table leaves out.  They
+# are classified like any other code; this only decides ``unexpected``.
+_SYNTAX = frozenset({500, 501})  # RFC 5321 §4.3.2, for every command verb
+RFC_NEGATIVE: dict[Command, frozenset[int]] = {
+    Command.CONNECT: frozenset(),
+    Command.STARTTLS: _SYNTAX,  # RFC 3207 §4
+    Command.EHLO: _SYNTAX,
+    Command.HELO: _SYNTAX,
+    Command.AUTH: _SYNTAX | {432, 454, 504, 534},  # RFC 4954 §6
+    Command.MAIL: _SYNTAX | {530},  # RFC 4954 §6: authentication required
+    Command.RCPT: _SYNTAX | {530},
+    Command.DATA: _SYNTAX | {530},
+    Command.DATA_END: frozenset(),
+    Command.RSET: _SYNTAX,
+    Command.VRFY: _SYNTAX,
+    Command.EXPN: _SYNTAX,
+    Command.HELP: _SYNTAX,
+    Command.NOOP: _SYNTAX,
+    Command.QUIT: _SYNTAX,
+}
+
 
 def is_expected(command: Command, code: int) -> bool:
-    """Whether ``code`` is a reply the table (or RFC 5321 §3.8) foresees for ``command``."""
+    """Whether ``code`` is a reply the table, or the RFCs it omits, foresee for ``command``."""
     row = TABLE[command]
-    return code in row.positive or code in row.negative or code in ANY_COMMAND
+    return (
+        code in row.positive
+        or code in row.negative
+        or code in ANY_COMMAND
+        or code in RFC_NEGATIVE[command]
+    )

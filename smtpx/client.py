@@ -266,14 +266,19 @@ class Client:
         try:
             result = await self.command(Command.EHLO, b"EHLO", host)
         except (e.CommandUnrecognized, e.CommandNotImplemented):
-            return await self.command(Command.HELO, b"HELO", host)
+            return await self.helo()
         assert self._smtp is not None
         self._smtp.last_ehlo_response = SMTPResponse(result.reply.code, result.reply.text)
         return result
 
     async def helo(self) -> Success:
+        """HELO: the session then has no ESMTP extensions, whatever an earlier EHLO said."""
         host = (self.local_hostname or "localhost").encode("ascii")
-        return await self.command(Command.HELO, b"HELO", host)
+        result = await self.command(Command.HELO, b"HELO", host)
+        assert self._smtp is not None
+        self._smtp.esmtp_extensions, self._smtp.server_auth_methods = {}, []
+        self._smtp.supports_esmtp = False
+        return result
 
     async def starttls(self) -> Ready:
         """STARTTLS, the handshake (certificate verified), and EHLO again (RFC 3207 §4.2)."""

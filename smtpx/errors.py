@@ -147,7 +147,8 @@ class SMTPError(Exception):
         sentence = f"{head} failed with {reply.code}{enhanced}"
         if reply.message:
             sentence += f": server said {reply.message!r}"
-        meanings = [f"{reply.code} means {describe(reply.code)}"]
+        command_name = self.command.name if self.command is not None else None
+        meanings = [f"{reply.code} means {describe(reply.code, command_name)}"]
         if reply.enhanced is not None:
             meanings.append(f"{reply.enhanced} means {reply.enhanced.title.lower()}")
         sentence += " (" + "; ".join(meanings) + ")"

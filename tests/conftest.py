@@ -19,6 +19,13 @@ async def server() -> AsyncIterator[ScriptedServer]:
         yield started
 
 
+@pytest.fixture(params=[True, False], ids=["pipelined", "one-by-one"])
+async def mx(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedServer]:
+    """Like ``server``, with and without PIPELINING: ``send()`` takes a path for each."""
+    async with ScriptedServer(pipelining=request.param) as started:
+        yield started
+
+
 @pytest.fixture(scope="session")
 def ca() -> LocalCA:
     """One throwaway certificate authority for the session."""

@@ -124,7 +124,9 @@ def test_every_catalogue_code_at_every_command(command: Command, code: int) -> N
         assert isinstance(result, smtpx.UnexpectedReply)
     else:
         assert isinstance(result, smtpx.SMTPError)
-        assert result.unexpected is (code not in row.negative and code != 421)
+        assert result.unexpected is not smtpx.is_expected(command, code)
+        if code in row.negative or code == 421:
+            assert not result.unexpected
         if smtpx.severity(command, code) is Severity.TRANSIENT:
             assert isinstance(result, smtpx.TransientError)
         else:
@@ -324,6 +326,15 @@ def test_error_message_reads_like_a_sentence() -> None:
         "bad destination mailbox",
     ):
         assert part in text
+
+
+def test_codes_the_rfcs_foresee_are_not_unexpected() -> None:
+    auth = classify(Command.AUTH, Reply.build(454, "4.7.0 Temporary authentication failure"))
+    assert isinstance(auth, smtpx.AuthUnavailable) and not auth.unexpected
+    assert "temporary authentication failure" in str(auth)
+    assert "TLS" not in str(auth)
+    syntax = classify(Command.MAIL, Reply.build(501, "5.5.4 Syntax"))
+    assert isinstance(syntax, smtpx.InvalidArguments) and not syntax.unexpected
 
 
 def test_unexpected_code_is_said_in_the_message() -> None:

@@ -94,7 +94,22 @@ def explain_error(error: e.SMTPError) -> str:
     return f"{head}: {'; '.join(meanings)}{said}"
 
 
+_HINTS: tuple[tuple[type[e.SMTPError], str], ...] = (
+    (e.TLSNotOffered, "use --tls implicit (port 465), or --tls opportunistic or none"),
+    (e.CertificateInvalid, "a private CA? pass its certificate with --ca-file"),
+    (e.PlaintextAuthRefused, "use TLS, or pass --allow-plaintext-auth (local servers only)"),
+    (e.AuthMechanismTooWeak, "the server offers no AUTH mechanism smtpx implements"),
+    (e.AuthNotOffered, "drop --user: this server takes no logins (on this port?)"),
+)
+
+
 def advice(error: e.SMTPError) -> str:
+    """What the failure means for the next try, and a hint for the command line."""
+    hint = next((f"; {text}" for kind, text in _HINTS if isinstance(error, kind)), "")
+    return _outlook(error) + hint
+
+
+def _outlook(error: e.SMTPError) -> str:
     if isinstance(error, e.DeliveryUnknown):
         return "delivery unknown: the server may have the message; check before resending"
     if error.retryable:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -177,8 +178,9 @@ def _send_each(
     """One message per recipient; failures are listed after the bar, then a summary."""
     outcomes: dict[str, SendResult | e.SMTPError] = {}
     stopped: e.SMTPError | None = None
-    stderr = click.get_text_stream("stderr")
-    with click.progressbar(recipients, label="Sending", file=stderr) as bar:
+    # on stderr, so that stdout holds only the outcomes; no bar when it is not a terminal
+    bar_options: dict[str, Any] = {"file": sys.stderr, "hidden": not sys.stderr.isatty()}
+    with click.progressbar(recipients, label="Sending", **bar_options) as bar:
         for recipient in bar:
             try:
                 outcomes[recipient] = client.send(

@@ -1,0 +1,242 @@
+"""``smtpx serve``: a local development server that prints or stores what it receives,
+and fails on request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import re
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+from smtpx.cli._common import echo, password_for
+from smtpx.testing import COMMANDS, ReceivedMessage, Rule, ScriptedServer
+
+# "550", "550/5.1.1" or "550 5.1.1"
+_CODE = re.compile(r"([2-5]\d\d)(?:[/ ]([245]\.\d{1,3}\.\d{1,3}))?")
+# every Nth transaction can fail at one of these (counted at MAIL FROM)
+_PER_MESSAGE = ("MAIL", "RCPT", "DATA", "DATA_END")
+
+
+@attrs.frozen
+class Failure:
+    """Answer ``reply`` to ``command``: for ``pattern`` only, or every ``every`` message."""
+
+    command: str
+    reply: str
+    pattern: str | None = None
+    every: int | None = None
+
+    @property
+    def closes(self) -> bool:
+        return self.reply.startswith("421")  # the server is shutting the channel
+
+
+def _reply_for(text: str) -> str:
+    match = _CODE.fullmatch(text.strip())
+    if match is None:
+        raise click.BadParameter(f"{text!r} is not a reply code such as 550 or 550/5.1.1")
+    code, enhanced = int(match[1]), match[2]
+    return " ".join(part for part in (str(code), enhanced, "scripted by smtpx serve") if part)
+
+
+def _command(name: str, allowed: Sequence[str]) -> str:
+    command = name.strip().upper()
+    if command not in allowed:
+        raise click.BadParameter(f"{name!r} is not one of {', '.join(sorted(allowed))}")
+    return command
+
+
+def parse_fail(value: str) -> Failure:
+    """``CMD:CODE[:PATTERN]``."""
+    parts = value.split(":", 2)
+    if len(parts) < 2:
+        raise click.BadParameter(f"{value!r} is not CMD:CODE[:PATTERN]", param_hint="--fail")
+    pattern = parts[2] if len(parts) == 3 and parts[2] else None
+    return Failure(_command(parts[0], sorted(COMMANDS)), _reply_for(parts[1]), pattern)
+
+
+def parse_fail_every(value: str) -> Failure:
+    """``N:CMD:CODE``."""
+    parts = value.split(":")
+    if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) < 1:
+        raise click.BadParameter(f"{value!r} is not N:CMD:CODE", param_hint="--fail-every")
+    command = _command(parts[1], _PER_MESSAGE)
+    return Failure(command, _reply_for(parts[2]), every=int(parts[0]))
+
+
+class _Announced(list[ReceivedMessage]):
+    """The server's message list, calling back on each message it receives."""
+
+    def __init__(self, on_message: Callable[[int, ReceivedMessage], None]) -> None:
+        super().__init__()
+        self._on_message = on_message
+
+    def append(self, message: ReceivedMessage, /) -> None:
+        super().append(message)
+        self._on_message(len(self), message)
+
+
+class DevServer(ScriptedServer):
+    """A ScriptedServer on a chosen port that fails every Nth message on request and
+    reports what it receives and each scripted reply it sends."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        failures: Sequence[Failure],
+        store: Path | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.bind_port = port
+        self.store = store
+        self.transactions = 0
+        self._every = [f for f in failures if f.every is not None]
+        for failure in failures:
+            if failure.every is None:
+                self.on(
+                    failure.command,
+                    reply=failure.reply,
+                    match=failure.pattern,
+                    close=failure.closes,
+                )
+        self.messages = _Announced(self._received)
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._make_protocol, self.host, self.bind_port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _take(self, command: str, argument: str) -> Rule | None:
+        if command == "MAIL":
+            self.transactions += 1
+        rule: Rule | None = None
+        for failure in self._every:
+            assert failure.every is not None
+            if failure.command == command and self.transactions % failure.every == 0:
+                rule = Rule(command, failure.reply, close=failure.closes, hits=1)
+                break
+        else:
+            rule = super()._take(command, argument)
+        if rule is not None:
+            shown = "" if command in ("DATA_END", "CONNECT", "DATA") else f" {argument}"
+            echo(f"  {command}{shown} -> {rule.reply or '(scripted)'}", fg="yellow")
+        return rule
+
+    def _received(self, number: int, message: ReceivedMessage) -> None:
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        size = len(message.data)
+        echo(f"[{stamp}] #{number} {message.describe()} ({size} bytes)", fg="green")
+        if self.store is not None:
+            path = self.store / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{number:04d}.eml"
+            path.write_bytes(message.data)
+            echo(f"  stored {path}", dim=True)
+
+
+async def _run(server: DevServer) -> None:
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
+    auth = ""
+    if server.credentials:
+        (user,) = server.credentials
+        auth = f" --user {user} --allow-plaintext-auth"
+    echo(f"smtpx serve: listening on {server.host}:{server.port}; Ctrl-C to stop", bold=True)
+    echo(
+        f"  try: smtpx send --host {server.host} --port {server.port} --tls none{auth} "
+        "--from me@example.com --to you@example.com",
+        dim=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        echo("smtpx serve: stopped")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8025,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one (printed at start).",
+)
+@click.option(
+    "--fail",
+    "fails",
+    multiple=True,
+    metavar="CMD:CODE[:PATTERN]",
+    help="Answer CODE (e.g. 550 or 550/5.1.1) to CMD, for arguments containing PATTERN "
+    "(e.g. RCPT:550:bob@).  Repeatable; the first match applies.",
+)
+@click.option(
+    "--fail-every",
+    "every",
+    multiple=True,
+    metavar="N:CMD:CODE",
+    help="Answer CODE to CMD (MAIL, RCPT, DATA or DATA_END) in every Nth message.",
+)
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also store each message received as an .eml file in this directory.",
+)
+@click.option(
+    "--user",
+    help="Offer AUTH and accept USER (password from $SMTPX_PASSWORD or a prompt).",
+)
+@click.option("--size-limit", type=click.IntRange(min=1), help="Advertise and enforce SIZE.")
+def serve(
+    host: str,
+    port: int,
+    fails: tuple[str, ...],
+    every: tuple[str, ...],
+    store: Path | None,
+    user: str | None,
+    size_limit: int | None,
+) -> None:
+    """Run a local SMTP server for development: plain SMTP (no TLS), accepts every
+    message and prints it (or stores it), unless told to fail.  Runs until Ctrl-C.
+
+    \b
+    Examples:
+      smtpx serve --fail RCPT:550/5.1.1:bob@        bob@... does not exist
+      smtpx serve --fail DATA_END:451               every message deferred
+      smtpx serve --fail-every 3:RCPT:452/4.2.2     every 3rd message: mailbox full
+      smtpx serve --fail AUTH:535 --user app        authentication always fails
+    """
+    failures = [parse_fail(f) for f in fails] + [parse_fail_every(f) for f in every]
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+    credentials = {user: password_for(user)} if user is not None else None
+    server = DevServer(
+        host=host,
+        port=port,
+        failures=failures,
+        store=store,
+        credentials=credentials,
+        size_limit=size_limit,
+    )
+    try:
+        asyncio.run(_run(server))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+    except KeyboardInterrupt:  # pragma: no cover - where signal handlers are unavailable
+        echo("smtpx serve: stopped")

@@ -1,0 +1,461 @@
+"""The smtpx command line: explain, send, probe (CliRunner, against a scripted server on
+its own thread) and serve (a real subprocess)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from tls_ca import LocalCA
+
+import smtpx
+from smtpx.cli._serve import DevServer, parse_fail, parse_fail_every
+from smtpx.cli.app import cli
+from smtpx.testing import ScriptedServer, serve_in_thread
+
+PASSWORD = "s3cret-Pa55"  # the test server's password: must never be printed
+LOCAL = ("--local-hostname", "client.test")
+
+
+def run(
+    *args: str, env: Mapping[str, str | None] | None = None, input: str | None = None
+) -> Result:
+    return CliRunner().invoke(
+        cli, list(args), env=dict(env or {}), input=input, catch_exceptions=False
+    )
+
+
+def both(result: Result) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    """A plain scripted server in a background thread with its own event loop."""
+    with serve_in_thread(credentials={"app": PASSWORD}) as scripted:
+        yield scripted
+
+
+def send(
+    server: ScriptedServer,
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    input: str | None = None,
+) -> Result:
+    base = ("send", "--host", server.host, "--port", str(server.port), "--tls", "none", *LOCAL)
+    return run(*base, "--from", "app@example.com", *args, env=env, input=input)
+
+
+# -- explain ---------------------------------------------------------------------------
+
+
+def test_explain_code_and_enhanced_for_every_listed_command() -> None:
+    result = run("explain", "550", "5.1.1")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "mailbox unavailable" in out
+    assert "5.1.1  Bad destination mailbox address" in out
+    assert re.search(r"^RCPT\s+NoSuchMailbox\s+permanent\s+no$", out, re.M)
+    assert re.search(r"^\(other\)\s+NoSuchMailbox", out, re.M)
+    assert "\x1b[" not in out  # not a terminal: plain
+
+
+def test_explain_for_one_command_uses_its_own_rules() -> None:
+    result = run("explain", "552", "--command", "rcpt")
+    assert result.exit_code == 0
+    assert "class:      MailboxFullTemporary" in result.stdout
+    assert "severity:   transient" in result.stdout
+    assert "retryable:  yes" in result.stdout
+    result = run("explain", "552", "--command", "DATA_END")
+    assert "class:      MailboxFullPermanent" in result.stdout
+    assert "retryable:  no" in result.stdout
+
+
+def test_explain_shows_command_specific_classes() -> None:
+    out = run("explain", "454").stdout
+    assert re.search(r"^STARTTLS\s+TLSUnavailable\s+transient\s+yes$", out, re.M)
+    assert re.search(
+        r"^AUTH\s+AuthUnavailable\s+transient\s+yes\s+\(not in the table\)", out, re.M
+    )
+
+
+def test_explain_rejects_a_malformed_enhanced_code() -> None:
+    result = run("explain", "550", "5.x")
+    assert result.exit_code == 2
+    assert "not an enhanced status code" in result.stderr
+    assert run("explain", "999").exit_code == 2
+
+
+def test_python_dash_m_smtpx_explain() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "smtpx", "explain", "550", "5.1.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "NoSuchMailbox" in done.stdout
+    assert "Bad destination mailbox address" in done.stdout
+
+
+# -- send ------------------------------------------------------------------------------
+
+
+def test_send_all_accepted(server: ScriptedServer) -> None:
+    result = send(server, "--to", "alice@example.com", "--subject", "Hi", "--body", "Hello there.")
+    assert result.exit_code == 0, both(result)
+    assert "accepted  alice@example.com" in result.stdout
+    (received,) = server.messages
+    assert received.subject == "Hi"
+    assert "Hello there." in received.text
+
+
+def test_send_partial_refusal_exits_1(server: ScriptedServer) -> None:
+    server.on("RCPT", match="bob@", reply="550 5.1.1 No such user")
+    result = send(server, "--to", "alice@example.com", "--to", "bob@example.com")
+    assert result.exit_code == 1
+    assert "accepted  alice@example.com" in result.stdout
+    assert re.search(
+        r"rejected  bob@example.com  NoSuchMailbox 550 5\.1\.1: .*No such user", result.stdout
+    )
+    assert "Bad destination mailbox address" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "reply", "code", "kind"),
+    [
+        ("RCPT", "550 5.7.1 Relaying denied", 3, "AllRecipientsRejected"),
+        ("MAIL", "451 4.3.0 Try later", 4, "LocalError"),
+        ("RCPT", "450 4.2.0 Greylisted", 4, "AllRecipientsDeferred"),
+    ],
+)
+def test_send_exit_code_by_class(
+    server: ScriptedServer, command: str, reply: str, code: int, kind: str
+) -> None:
+    server.on(command, reply=reply)
+    result = send(server, "--to", "alice@example.com")
+    assert result.exit_code == code, both(result)
+    assert f"failed: {kind}" in result.stdout
+
+
+def test_send_delivery_unknown_exits_5(server: ScriptedServer) -> None:
+    server.on("DATA_END", close=True, record=True)
+    result = send(server, "--to", "alice@example.com")
+    assert result.exit_code == 5
+    assert "DeliveryUnknown" in result.stdout
+    assert "may have the message" in result.stdout
+
+
+def test_send_retries_transient_failures(server: ScriptedServer) -> None:
+    server.on("DATA_END", reply="451 4.3.0 Local error", times=2)
+    result = send(server, "--to", "alice@example.com", "--retry", "2", "--retry-wait", "0")
+    assert result.exit_code == 0, both(result)
+    assert len(server.messages) == 1
+    server.on("DATA_END", reply="451 4.3.0 Local error", times=2)
+    result = send(server, "--to", "alice@example.com", "--retry", "1", "--retry-wait", "0")
+    assert result.exit_code == 4
+    assert "failed after 2 attempts: LocalError 451 4.3.0" in result.stdout
+
+
+def test_send_starttls_required_by_default(server: ScriptedServer) -> None:
+    result = run(
+        "send",
+        "--host",
+        server.host,
+        "--port",
+        str(server.port),
+        *LOCAL,
+        "--from",
+        "app@example.com",
+        "--to",
+        "alice@example.com",
+    )
+    assert result.exit_code == 6
+    assert "TLSNotOffered" in result.stdout
+    assert "--tls implicit (port 465), or --tls opportunistic or none" in result.stdout
+
+
+def test_send_password_from_environment_never_printed(server: ScriptedServer) -> None:
+    args = ("--to", "alice@example.com", "--user", "app", "--allow-plaintext-auth")
+    result = send(server, *args, env={"SMTPX_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, both(result)
+    wrong = "wrong-" + PASSWORD
+    result = send(server, *args, env={"SMTPX_PASSWORD": wrong})
+    assert result.exit_code == 6
+    assert "AuthFailed 535 5.7.8" in result.stdout
+    for output in (result.stdout, result.stderr):
+        assert PASSWORD not in output
+        assert wrong not in output
+
+
+def test_send_password_from_a_hidden_prompt(server: ScriptedServer) -> None:
+    args = ("--to", "alice@example.com", "--user", "app", "--allow-plaintext-auth")
+    result = send(server, *args, env={"SMTPX_PASSWORD": None}, input=PASSWORD + "\n")
+    assert result.exit_code == 0, both(result)
+    assert "Password for app" in result.stderr
+    assert PASSWORD not in both(result)
+    assert len(server.messages) == 1
+
+
+def test_send_refuses_plaintext_auth_without_the_flag(server: ScriptedServer) -> None:
+    result = send(
+        server, "--to", "a@example.com", "--user", "app", env={"SMTPX_PASSWORD": PASSWORD}
+    )
+    assert result.exit_code == 2
+    assert "PlaintextAuthRefused" in result.stdout
+    assert PASSWORD not in both(result)
+
+
+def test_send_usage_errors_exit_2(server: ScriptedServer) -> None:
+    assert send(server).exit_code == 2  # no --to
+    result = send(server, "--to", "a@example.com", "--password", PASSWORD)
+    assert result.exit_code == 2
+    assert "No such option" in result.stderr
+    assert PASSWORD not in both(result)
+    result = send(server, "--to", "not an address")
+    assert result.exit_code == 2
+    assert server.messages == []
+
+
+def test_send_an_eml_file(server: ScriptedServer, tmp_path: Path) -> None:
+    eml = tmp_path / "hello.eml"
+    eml.write_bytes(
+        b"From: app@example.com\r\nTo: carol@example.com\r\nSubject: From a file\r\n\r\nHi\r\n"
+    )
+    result = run(
+        "send",
+        "--host",
+        server.host,
+        "--port",
+        str(server.port),
+        "--tls",
+        "none",
+        *LOCAL,
+        "--eml",
+        str(eml),
+    )
+    assert result.exit_code == 0, both(result)
+    assert "accepted  carol@example.com" in result.stdout
+    assert server.messages[0].subject == "From a file"
+    assert send(server, "--eml", str(eml), "--subject", "x").exit_code == 2
+
+
+def test_send_to_file_one_message_each_with_a_summary(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.on("RCPT", match="bob@", reply="550 5.1.1 No such user")
+    server.on("RCPT", match="dave@", reply="452 4.2.2 Mailbox full")
+    listing = tmp_path / "recipients.txt"
+    listing.write_text(
+        "alice@example.com\nbob@example.com\n# a comment\n\ncarol@example.com\ndave@example.com\n"
+    )
+    result = send(server, "--to-file", str(listing), "--subject", "Bulk")
+    assert result.exit_code == 1
+    assert "failed    bob@example.com  NoSuchMailbox 550 5.1.1" in result.stdout
+    assert "failed    dave@example.com  MailboxFullTemporary 452 4.2.2" in result.stdout
+    assert result.stdout.strip().endswith("2 accepted, 2 failed, 0 not sent, of 4")
+    assert [m.rcpt_tos for m in server.messages] == [
+        ("alice@example.com",),
+        ("carol@example.com",),
+    ]
+    assert server.connections == 1  # one connection for the whole run
+
+
+def test_send_to_file_stops_at_an_auth_failure(server: ScriptedServer, tmp_path: Path) -> None:
+    listing = tmp_path / "recipients.txt"
+    listing.write_text("a@example.com\nb@example.com\nc@example.com\n")
+    result = send(
+        server,
+        "--to-file",
+        str(listing),
+        "--user",
+        "app",
+        "--allow-plaintext-auth",
+        env={"SMTPX_PASSWORD": "nope"},
+    )
+    assert result.exit_code == 6
+    assert "stopped: AuthFailed 535" in result.stdout
+    assert "0 accepted, 1 failed, 2 not sent, of 3" in result.stdout
+
+
+def test_help_documents_the_exit_codes() -> None:
+    for args in (["--help"], ["send", "--help"], ["probe", "--help"]):
+        out = run(*args).stdout
+        assert "Exit codes:" in out
+        assert "4  transient failure" in out
+        assert "6  TLS or authentication error" in out
+    assert "--password" not in run("send", "--help").stdout
+
+
+def test_colour_on_a_terminal_and_never_with_no_color(server: ScriptedServer) -> None:
+    def explain(env: dict[str, str | None]) -> str:
+        return CliRunner().invoke(cli, ["explain", "550"], color=True, env=env).stdout
+
+    assert "\x1b[" in explain({"NO_COLOR": None})
+    assert "\x1b[" not in explain({"NO_COLOR": "1"})
+
+
+# -- probe -----------------------------------------------------------------------------
+
+
+def test_probe_plaintext(server: ScriptedServer) -> None:
+    result = run("probe", f"{server.host}:{server.port}", "--tls", "opportunistic", *LOCAL)
+    assert result.exit_code == 0, both(result)
+    out = result.stdout
+    assert "<<< 220 localhost ESMTP smtpx.testing" in out
+    assert "= Ready" in out
+    assert ">>> EHLO client.test" in out
+    assert "capabilities: " in out and "PIPELINING" in out
+    assert "TLS:          none (plaintext)" in out
+    assert "AUTH:         LOGIN PLAIN" in out
+
+
+def test_probe_starttls_certificate_and_auth(ca: LocalCA, tmp_path: Path) -> None:
+    ca_file = ca.write_ca_pem(tmp_path)
+    with serve_in_thread(tls_context=ca.server_context(), credentials={"app": PASSWORD}) as srv:
+        target = f"{srv.host}:{srv.port}"
+        args = ("probe", target, "--ca-file", str(ca_file), "--user", "app", *LOCAL)
+        result = run(*args, env={"SMTPX_PASSWORD": PASSWORD})
+        assert result.exit_code == 0, both(result)
+        out = result.stdout
+        assert ">>> STARTTLS" in out
+        assert re.search(r"^TLS:\s+TLSv1\.[23], \S+ \(\d+-bit\)$", out, re.M)
+        assert "certificate:  subject" in out
+        assert "names localhost" in out
+        assert "valid until" in out
+        assert ">>> AUTH PLAIN [redacted]" in out
+        assert "authentication: Authenticated 235" in out
+        assert PASSWORD not in both(result)
+
+        result = run(*args, env={"SMTPX_PASSWORD": "wrong-" + PASSWORD})
+        assert result.exit_code == 6
+        assert "= AuthFailed" in result.stdout
+        assert "failed: AuthFailed 535" in result.stdout
+        assert PASSWORD not in both(result)
+
+        result = run("probe", target, *LOCAL)  # the system CAs do not know this one
+        assert result.exit_code == 6
+        assert "CertificateInvalid" in result.stdout
+
+
+def test_probe_implicit_tls(ca: LocalCA, tmp_path: Path) -> None:
+    ca_file = ca.write_ca_pem(tmp_path)
+    with serve_in_thread(tls_context=ca.server_context(), implicit_tls=True) as srv:
+        result = run(
+            "probe",
+            f"{srv.host}:{srv.port}",
+            "--tls",
+            "implicit",
+            "--ca-file",
+            str(ca_file),
+            *LOCAL,
+        )
+    assert result.exit_code == 0, both(result)
+    assert "TLS:          TLSv1." in result.stdout
+    assert "STARTTLS" not in result.stdout
+
+
+def test_probe_failures(server: ScriptedServer) -> None:
+    result = run("probe", f"{server.host}:{server.port}", *LOCAL)
+    assert result.exit_code == 6
+    assert "TLSNotOffered" in result.stdout
+    server.on("CONNECT", reply="554 5.3.2 No service for you")
+    result = run("probe", f"{server.host}:{server.port}", "--tls", "none", *LOCAL)
+    assert result.exit_code == 3
+    assert "failed: NoSMTPService 554 5.3.2" in result.stdout
+    assert run("probe", "host:notaport").exit_code == 2
+
+
+# -- serve -----------------------------------------------------------------------------
+
+
+def test_serve_in_a_subprocess_answers_the_scripted_failure(tmp_path: Path) -> None:
+    store = tmp_path / "mail"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smtpx",
+            "serve",
+            "--port",
+            "0",
+            "--fail",
+            "RCPT:550:bob@",
+            "--store",
+            str(store),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
+        assert match, first
+        message = (
+            b"From: app@example.com\r\nTo: alice@example.com, bob@example.com\r\n"
+            b"Subject: dev\r\n\r\nHello.\r\n"
+        )
+        result = smtpx.send_sync(
+            message,
+            host="127.0.0.1",
+            port=int(match[1]),
+            tls=smtpx.TLSMode.NONE,
+            local_hostname="client.test",
+            timeout=5.0,
+        )
+        assert result.accepted == ("alice@example.com",)
+        assert isinstance(result.rejected["bob@example.com"], smtpx.MailboxUnavailable)
+        assert result.rejected["bob@example.com"].code == 550
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, output
+    assert "RCPT TO:<bob@example.com> -> 550" in output
+    assert "#1 from <app@example.com> to <alice@example.com> subject 'dev'" in output
+    assert "smtpx serve: stopped" in output
+    (stored,) = store.glob("*.eml")
+    assert b"Subject: dev" in stored.read_bytes()
+
+
+def test_serve_fails_every_nth_message() -> None:
+    failures = [parse_fail_every("2:DATA_END:451/4.3.0"), parse_fail("RCPT:550:nobody@")]
+    dev = DevServer(host="127.0.0.1", port=0, failures=failures, store=None)
+    outcomes: list[str] = []
+    plain = smtpx.TLSMode.NONE
+    with (
+        serve_in_thread(dev) as srv,
+        smtpx.SyncClient(srv.host, srv.port, tls=plain, local_hostname="client.test") as client,
+    ):
+        for n in range(4):
+            try:
+                client.send(f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {n}\r\n\r\nx")
+                outcomes.append("ok")
+            except smtpx.LocalError as error:
+                assert str(error.enhanced) == "4.3.0"
+                outcomes.append("451")
+    assert outcomes == ["ok", "451", "ok", "451"]
+    assert [m.subject for m in srv.messages] == ["0", "2"]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--fail=RCPT",
+        "--fail=BOGUS:550",
+        "--fail=RCPT:99",
+        "--fail-every=0:RCPT:450",
+        "--fail-every=2:EHLO:550",
+    ],
+)
+def test_serve_rejects_bad_failure_specs(option: str) -> None:
+    result = run("serve", "--port", "0", option)
+    assert result.exit_code == 2
+    assert "Error" in result.stderr

@@ -1,0 +1,47 @@
+"""The client examples run standalone and print the typed outcomes they promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(script: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.splitlines()
+
+
+def test_send_example() -> None:
+    out = run("send.py")
+    assert out[0] == "accepted: alice@example.com, archive@example.com"
+    assert "all accepted: True" in out
+    assert "server said: 250 OK" in out
+    assert "Bcc header transmitted: False" in out
+
+
+def test_catch_auth_failed_example() -> None:
+    out = run("catch_auth_failed.py")
+    assert out[0] == "1. wrong password"
+    assert out[1] == "AuthFailed: code=535 enhanced=5.7.8 retryable=False"
+    assert "s3cret" not in "\n".join(out[1:3])
+    assert "AuthUnavailable: code=454 retryable=True" in out
+    assert out[-1] == "sent: accepted alice@example.com"
+
+
+def test_partial_refusal_example() -> None:
+    out = run("partial_refusal.py")
+    assert "   accepted: alice@example.com" in out
+    assert "   refused:  nobody@example.com: NoSuchMailbox (550 5.1.1, permanent)" in out
+    assert "   refused:  busy@example.com: MailboxBusy (450 4.2.1, transient, retry later)" in out
+    assert "   AllRecipientsRejected (retryable=False)" in out
+    assert out[-1] == "the server received 1 message(s), for alice@example.com"
