@@ -98,7 +98,7 @@ _HINTS: tuple[tuple[type[e.SMTPError], str], ...] = (
     (e.TLSNotOffered, "use --tls implicit (port 465), or --tls opportunistic or none"),
     (e.CertificateInvalid, "a private CA? pass its certificate with --ca-file"),
     (e.PlaintextAuthRefused, "use TLS, or pass --allow-plaintext-auth (local servers only)"),
-    (e.AuthMechanismTooWeak, "the server offers no AUTH mechanism smtpx implements"),
+    (e.AuthMechanismTooWeak, "smtpx implements PLAIN, LOGIN and CRAM-MD5 only"),
     (e.AuthNotOffered, "drop --user: this server takes no logins (on this port?)"),
 )
 
