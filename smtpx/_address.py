@@ -71,3 +71,15 @@ def check_parameter(parameter: str) -> str:
     if not isinstance(parameter, str) or not _PARAMETER.fullmatch(parameter):
         raise InvalidEnvelope(f"invalid ESMTP parameter {parameter!r}")
     return parameter
+
+
+def param_arg(option: str) -> bytes:
+    """An ESMTP parameter as command bytes, checked."""
+    return check_parameter(option).encode("ascii")
+
+
+def text_arg(value: str) -> bytes:
+    """A free-text argument (VRFY, EXPN, HELP) as command bytes: no control characters."""
+    if not value.isprintable():
+        raise InvalidEnvelope(f"argument {value!r} contains a control character")
+    return value.encode("utf-8")

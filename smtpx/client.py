@@ -13,7 +13,6 @@ import base64
 import contextlib
 import functools
 import hmac
-import logging
 import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,24 +21,23 @@ from typing import Any
 
 import attrs
 from aiosmtplib.errors import (
-    SMTPConnectError,
     SMTPConnectResponseError,
-    SMTPConnectTimeoutError,
     SMTPException,
     SMTPResponseException,
-    SMTPTimeoutError,
 )
 from aiosmtplib.response import SMTPResponse
 
 from smtpx import _transaction
 from smtpx import errors as e
-from smtpx._address import check_address, check_parameter
+from smtpx._address import check_address, param_arg, text_arg
 from smtpx._classify import classify
 from smtpx._commands import Command
 from smtpx._data import encode_data
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
+from smtpx._transcript import log_reply, log_sent, record, transcript
+from smtpx._translate import translate
 from smtpx._wire import Transport
 from smtpx.results import AuthChallenge, Authenticated, Ready, SendResult, StartData, Success
 from smtpx.retry import RetryPolicy, send_with_retry
@@ -286,7 +284,7 @@ class Client:
         if "starttls" not in self.extensions:
             raise e.TLSNotOffered(command=Command.STARTTLS)
         if self.transcript:
-            _log_sent(Command.STARTTLS, (b"STARTTLS",))
+            log_sent(Command.STARTTLS, (b"STARTTLS",))
         await self._run(Command.STARTTLS, smtp.starttls(tls_context=self._context()))
         ready = self._checked(Command.STARTTLS)
         assert isinstance(ready, Ready)
@@ -366,12 +364,12 @@ class Client:
     @staticmethod
     def mail_args(sender: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
         check_address(sender, role="sender", allow_null=True)
-        return (b"MAIL", f"FROM:<{sender}>".encode(), *map(_param, options))
+        return (b"MAIL", f"FROM:<{sender}>".encode(), *map(param_arg, options))
 
     @staticmethod
     def rcpt_args(recipient: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
         check_address(recipient, role="recipient")
-        return (b"RCPT", f"TO:<{recipient}>".encode(), *map(_param, options))
+        return (b"RCPT", f"TO:<{recipient}>".encode(), *map(param_arg, options))
 
     async def data(self, message: bytes) -> Success:
         """DATA, then the message (line endings normalised, dot-stuffed) and the final ".".
@@ -396,7 +394,7 @@ class Client:
 
         if self.transcript:
             transcript.debug(
-                ">>> [message: %d octets]", len(payload), extra=_record(">>>", Command.DATA_END)
+                ">>> [message: %d octets]", len(payload), extra=record(">>>", Command.DATA_END)
             )
 
         async def send_payload() -> SMTPResponse:
@@ -423,13 +421,13 @@ class Client:
         return await self.command(Command.NOOP, b"NOOP")
 
     async def vrfy(self, address: str) -> Success:
-        return await self.command(Command.VRFY, b"VRFY", _text_arg(address))
+        return await self.command(Command.VRFY, b"VRFY", text_arg(address))
 
     async def expn(self, mailing_list: str) -> Success:
-        return await self.command(Command.EXPN, b"EXPN", _text_arg(mailing_list))
+        return await self.command(Command.EXPN, b"EXPN", text_arg(mailing_list))
 
     async def help(self, topic: str | None = None) -> Success:
-        args = [b"HELP"] + ([_text_arg(topic)] if topic else [])
+        args = [b"HELP"] + ([text_arg(topic)] if topic else [])
         return await self.command(Command.HELP, *args)
 
     @property
@@ -452,7 +450,7 @@ class Client:
         results: list[Success | e.SMTPError] = []
         if self.transcript:
             for command, args, _ in steps:
-                _log_sent(command, args)
+                log_sent(command, args)
 
         async def write() -> None:
             protocol.write(b"".join(b" ".join(args) + b"\r\n" for _, args, _ in steps))
@@ -467,7 +465,7 @@ class Client:
             assert reply is not None
             result = classify(command, reply, recipient=recipient)
             if self.transcript:
-                _log_reply(command, reply, result)
+                log_reply(command, reply, result)
             results.append(result)
             if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
                 self.close()
@@ -480,7 +478,7 @@ class Client:
         """Send one command line and classify its reply as ``command``."""
         smtp = self._require()
         if self.transcript:
-            _log_sent(command, args)
+            log_sent(command, args)
         await self._run(command, smtp.execute_command(*args), recipient=recipient)
         return self._checked(command, recipient=recipient)
 
@@ -517,7 +515,7 @@ class Client:
             raise self._checked_error(command, recipient=recipient) from exc
         except BaseException as exc:
             self.close()
-            raise _translate(exc, command, recipient) from exc
+            raise translate(exc, command, recipient) from exc
 
     def _last_reply(self) -> Reply | None:
         return self._smtp.last_reply if self._smtp is not None else None
@@ -528,7 +526,7 @@ class Client:
             raise e.ProtocolError("no reply recorded", command=command)
         result = classify(command, reply, recipient=recipient)
         if self.transcript:
-            _log_reply(command, reply, result)
+            log_reply(command, reply, result)
         if isinstance(result, e.SMTPError):
             if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
                 self.close()  # 421 closes the channel; a protocol error desynchronises it
@@ -541,74 +539,6 @@ class Client:
         except e.SMTPError as error:
             return error
         return e.UnexpectedReply(command=command, reply=self._last_reply())
-
-
-def _translate(exc: BaseException, command: Command, recipient: str | None) -> e.SMTPError:
-    """The smtpx error for an exception raised below us (aiosmtplib, ssl, OSError)."""
-    after_data = command is Command.DATA_END
-    cause = exc.__cause__ if isinstance(exc, SMTPConnectError) else exc
-    detail = str(exc) or type(exc).__name__
-    kwargs: dict[str, Any] = {"command": command, "recipient": recipient}
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return e.CertificateInvalid(cause.verify_message or detail, **kwargs)
-    if isinstance(cause, ssl.SSLError):
-        return e.TLSHandshakeFailed(detail, **kwargs)
-    if isinstance(exc, SMTPConnectTimeoutError):
-        return e.ConnectTimeout(detail, **kwargs)
-    if isinstance(exc, SMTPConnectError):
-        return e.ConnectError(detail, **kwargs)
-    if isinstance(exc, SMTPTimeoutError | TimeoutError):
-        if after_data:
-            return e.DeliveryUnknown(f"no reply after the final '.': {detail}", **kwargs)
-        return e.ResponseTimeout(detail, **kwargs)
-    if isinstance(exc, ValueError):
-        return e.InvalidEnvelope(detail, **kwargs)
-    if isinstance(exc, SMTPException | OSError | EOFError):
-        if after_data:
-            return e.DeliveryUnknown(f"connection lost after the final '.': {detail}", **kwargs)
-        return e.ConnectionLost(detail, **kwargs)
-    return e.ProtocolError(f"unexpected {type(exc).__name__}: {detail}", **kwargs)
-
-
-transcript = logging.getLogger("smtpx.transcript")
-
-
-def _record(direction: str, command: Command, **fields: object) -> dict[str, object]:
-    return {"smtpx": {"direction": direction, "command": command.name, **fields}}
-
-
-def _log_sent(command: Command, args: tuple[bytes, ...]) -> None:
-    if command is Command.AUTH:
-        # Only the verb and mechanism name are shown: initial responses and every
-        # later AUTH line carry credentials.
-        if args[0] != b"AUTH":
-            shown = b"[redacted]"
-        else:
-            shown = b" ".join(args[:2]) + (b" [redacted]" if len(args) > 2 else b"")
-    else:
-        shown = b" ".join(args)
-    line = shown.decode("utf-8", "replace")
-    transcript.debug(">>> %s", line, extra=_record(">>>", command, line=line))
-
-
-def _log_reply(command: Command, reply: Reply, result: Success | e.SMTPError) -> None:
-    kind = type(result).__name__
-    transcript.debug(
-        "<<< %s  [%s]",
-        reply,
-        kind,
-        extra=_record("<<<", command, code=reply.code, classification=kind),
-    )
-
-
-def _param(option: str) -> bytes:
-    return check_parameter(option).encode("ascii")
-
-
-def _text_arg(value: str) -> bytes:
-    if not value.isprintable():
-        raise e.InvalidEnvelope(f"argument {value!r} contains a control character")
-    return value.encode("utf-8")
 
 
 async def send(

@@ -17,12 +17,10 @@ receives are recorded. Requires the ``smtpx[testing]`` extra (aiosmtpd)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.policy
 import logging
 import ssl
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any, AnyStr, Final, NoReturn, Self
@@ -34,15 +32,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 # the user's terminal unless their logging configuration asks for it.
 logging.getLogger("mail.log").addHandler(logging.NullHandler())
 
-__all__ = [
-    "COMMANDS",
-    "ReceivedMessage",
-    "Rule",
-    "ScriptedServer",
-    "assert_not_sent",
-    "assert_sent",
-    "serve_in_thread",
-]
+__all__ = ["COMMANDS", "ReceivedMessage", "Rule", "ScriptedServer"]
 
 COMMANDS: Final = frozenset(
     {"CONNECT", "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "DATA_END"}
@@ -495,151 +485,3 @@ class ScriptedServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
-
-
-# -- running the server beside synchronous code -----------------------------------------
-
-
-@contextlib.contextmanager
-def serve_in_thread(
-    server: ScriptedServer | None = None, /, **kwargs: Any
-) -> Iterator[ScriptedServer]:
-    """Run a :class:`ScriptedServer` on its own event loop in a background thread.
-
-    For code under test that is synchronous (Django, Flask, a ``send_sync`` call) or that
-    runs its own event loop (Starlette's ``TestClient``): the server keeps answering
-    while the test thread blocks. *kwargs* are those of :class:`ScriptedServer`; or pass
-    a server you made. Scripting (:meth:`ScriptedServer.on`) and reading ``messages``
-    work from the test thread::
-
-        with serve_in_thread(credentials={"user": "secret"}) as server:
-            server.on("AUTH", reply="535 5.7.8 Authentication credentials invalid")
-            ...
-    """
-    if server is None:
-        server = ScriptedServer(**kwargs)
-    elif kwargs:
-        raise TypeError("give a server or ScriptedServer arguments, not both")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="smtpx-scripted-server", daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-        yield server
-    finally:
-        try:
-            asyncio.run_coroutine_threadsafe(_shutdown(server), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            if not thread.is_alive():
-                loop.close()
-
-
-async def _shutdown(server: ScriptedServer) -> None:
-    await server.stop()
-    current = asyncio.current_task()
-    rest = [task for task in asyncio.all_tasks() if task is not current]
-    for task in rest:
-        task.cancel()
-    await asyncio.gather(*rest, return_exceptions=True)
-
-
-# -- assertions on what the server received ---------------------------------------------
-
-
-def _matching(
-    server: ScriptedServer,
-    to: str | Iterable[str] | None,
-    sender: str | None,
-    subject: str | None,
-    contains: str | None,
-) -> tuple[list[ReceivedMessage], list[str]]:
-    wanted_to = [to] if isinstance(to, str) else list(to or ())
-    wanted = {address.casefold() for address in wanted_to}
-    found = []
-    for message in list(server.messages):
-        rcpts = {r.casefold() for r in message.rcpt_tos}
-        if not wanted <= rcpts:
-            continue
-        if sender is not None and message.mail_from.casefold() != sender.casefold():
-            continue
-        if subject is not None and message.subject != subject:
-            continue
-        if contains is not None and contains not in message.text:
-            continue
-        found.append(message)
-    criteria = [f"to {', '.join(f'<{a}>' for a in wanted_to)}"] if wanted_to else []
-    if sender is not None:
-        criteria.append(f"from <{sender}>")
-    if subject is not None:
-        criteria.append(f"with subject {subject!r}")
-    if contains is not None:
-        criteria.append(f"containing {contains!r}")
-    return found, criteria
-
-
-def _report(server: ScriptedServer) -> str:
-    lines = [f"the server accepted {len(server.messages)} message(s)"]
-    lines += [f"  #{n} {m.describe()}" for n, m in enumerate(server.messages, 1)]
-    fired = [rule for rule in server.rules if rule.hits]
-    if fired:
-        lines.append("scripted replies sent:")
-        for rule in fired:
-            action = rule.reply if rule.reply is not None else (rule.raw or b"")
-            action = repr(action) + (" and closed" if rule.close else "")
-            action += " and hung" if rule.hang else ""
-            where = f" matching {rule.match!r}" if rule.match else ""
-            lines.append(f"  {rule.command}{where}: {action} x{rule.hits}")
-    return "\n".join(lines)
-
-
-def assert_sent(
-    server: ScriptedServer,
-    *,
-    to: str | Iterable[str] | None = None,
-    sender: str | None = None,
-    subject: str | None = None,
-    contains: str | None = None,
-    count: int | None = None,
-) -> list[ReceivedMessage]:
-    """Assert that *server* accepted messages matching every criterion given; return them.
-
-    :param to: a recipient (or several) that must each be in the message's envelope
-        (compared case-insensitively).
-    :param sender: the envelope sender (MAIL FROM).
-    :param subject: the exact decoded Subject.
-    :param contains: text that must appear in a decoded ``text/*`` part.
-    :param count: how many messages must match; ``None``: at least one.
-
-    The failure message lists what the server did receive and which scripted replies
-    it sent, so a failing test says why nothing arrived.
-    """
-    __tracebackhide__ = True
-    found, criteria = _matching(server, to, sender, subject, contains)
-    if (count is None and found) or len(found) == count:
-        return found
-    expected = "at least 1" if count is None else str(count)
-    described = " ".join(criteria) if criteria else "(any)"
-    raise AssertionError(
-        f"expected {expected} message(s) {described}, found {len(found)};\n{_report(server)}"
-    )
-
-
-def assert_not_sent(
-    server: ScriptedServer,
-    *,
-    to: str | Iterable[str] | None = None,
-    sender: str | None = None,
-    subject: str | None = None,
-    contains: str | None = None,
-) -> None:
-    """Assert that *server* accepted no message matching the criteria (none at all when
-    no criterion is given)."""
-    __tracebackhide__ = True
-    found, criteria = _matching(server, to, sender, subject, contains)
-    if found:
-        described = " ".join(criteria) if criteria else "at all"
-        raise AssertionError(
-            f"expected no message {described}, found {len(found)};\n{_report(server)}"
-        )
