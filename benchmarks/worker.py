@@ -1,0 +1,371 @@
+"""One benchmark client in its own process; prints one JSON object as its last line.
+
+    worker.py throughput CLIENT --port P --message FILE --count N [--warmup W]
+              [--concurrency C] [--feeders F] [--max-seconds S] [--profile OUT]
+    worker.py memory CLIENT --port P --message FILE
+    worker.py classify [--iterations N]
+
+CLIENT is ``smtpx`` (one ``smtpx.Client``), ``smtpx-prepared`` (the same, envelope built
+once: a diagnostic), ``smtpx-pool`` (``smtpx.Pool`` of C),
+``aiosmtplib`` (one ``aiosmtplib.SMTP``, ``sendmail`` loop), ``aiosmtplib-multi``
+(C tasks, each with its own ``aiosmtplib.SMTP``) or ``smtplib`` (stdlib, one connection).
+
+Throughput: W untimed messages first (connections opened, caches warm), then N timed
+ones; the CPU time is this process's user+system time (``getrusage``) over the timed
+part only.  Every loop stops after N messages or S seconds, whichever comes first.
+Memory: peak RSS (``ru_maxrss``) before and after sending the message once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import resource
+import smtplib
+import sys
+import time
+import timeit
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+
+import smtpx
+
+HOST = "127.0.0.1"
+SENDER = "bench@example.com"
+RECIPIENT = "sink@example.net"
+LOCAL_HOSTNAME = "bench.local"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def maxrss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+# ---------------------------------------------------------------------------------------
+# Clients.  Each factory opens its connection(s) and returns (send_one, close); send_one
+# sends the message once and raises unless the one recipient accepted it.
+# ---------------------------------------------------------------------------------------
+
+Send = Callable[[], Awaitable[None]]
+
+
+def _smtpx_options() -> dict[str, Any]:
+    return {"tls": smtpx.TLSMode.NONE, "local_hostname": LOCAL_HOSTNAME, "timeout": 30.0}
+
+
+async def open_smtpx(port: int, message: bytes, _c: int) -> tuple[Send, Callable[[], Any]]:
+    client = smtpx.Client(HOST, port, **_smtpx_options())
+    await client.connect()
+
+    async def send() -> None:
+        result = await client.send(message)  # From/To read from the headers, as users do
+        if result.accepted != (RECIPIENT,):
+            raise RuntimeError(f"not accepted: {result}")
+
+    return send, client.quit
+
+
+async def open_smtpx_prepared(
+    port: int, message: bytes, _c: int
+) -> tuple[Send, Callable[[], Any]]:
+    """Diagnostic: the envelope built once (``prepare``: header parsing, dot-stuffing), then
+    only the transaction per message, to show what ``prepare`` costs inside ``send``."""
+    from smtpx._message import prepare
+
+    client = smtpx.Client(HOST, port, **_smtpx_options())
+    await client.connect()
+    envelope = prepare(message)
+
+    async def send() -> None:
+        result = await client.send_envelope(envelope)
+        if result.accepted != (RECIPIENT,):
+            raise RuntimeError(f"not accepted: {result}")
+
+    return send, client.quit
+
+
+async def open_smtpx_pool(port: int, message: bytes, size: int) -> tuple[Send, Callable[[], Any]]:
+    pool = smtpx.Pool(HOST, port, size=size, **_smtpx_options())
+
+    async def send() -> None:
+        result = await pool.send(message)
+        if result.accepted != (RECIPIENT,):
+            raise RuntimeError(f"not accepted: {result}")
+
+    return send, pool.close
+
+
+def _aiosmtplib_client(port: int) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=HOST,
+        port=port,
+        use_tls=False,
+        start_tls=False,
+        local_hostname=LOCAL_HOSTNAME,
+        timeout=30.0,
+    )
+
+
+async def open_aiosmtplib(port: int, message: bytes, _c: int) -> tuple[Send, Callable[[], Any]]:
+    smtp = _aiosmtplib_client(port)
+    await smtp.connect()
+
+    async def send() -> None:
+        errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], message)
+        if errors:
+            raise RuntimeError(f"refused: {errors}")
+
+    return send, smtp.quit
+
+
+async def open_aiosmtplib_multi(
+    port: int, message: bytes, size: int
+) -> tuple[Send, Callable[[], Any]]:
+    """C connections and no pool: a send takes a free connection from a queue.  There are
+    C feeders, so one is always free: the same as C tasks each with its own SMTP."""
+    every = [_aiosmtplib_client(port) for _ in range(size)]
+    await asyncio.gather(*(smtp.connect() for smtp in every))
+    idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+    for smtp in every:
+        idle.put_nowait(smtp)
+
+    async def send() -> None:
+        smtp = idle.get_nowait()  # never empty: at most C feeders
+        try:
+            errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], message)
+        finally:
+            idle.put_nowait(smtp)
+        if errors:
+            raise RuntimeError(f"refused: {errors}")
+
+    async def close() -> None:
+        await asyncio.gather(*(smtp.quit() for smtp in every))
+
+    return send, close
+
+
+OPENERS = {
+    "smtpx": open_smtpx,
+    "smtpx-prepared": open_smtpx_prepared,
+    "smtpx-pool": open_smtpx_pool,
+    "aiosmtplib": open_aiosmtplib,
+    "aiosmtplib-multi": open_aiosmtplib_multi,
+}
+
+
+async def drive(send: Send, count: int, feeders: int, deadline: float) -> int:
+    """Send ``count`` messages from ``feeders`` concurrent tasks; stop at ``deadline``."""
+    tickets = iter(range(count))
+    sent = 0
+
+    async def feeder() -> None:
+        nonlocal sent
+        for _ in tickets:  # shared iterator: each ticket is taken by exactly one feeder
+            if time.perf_counter() > deadline:
+                return
+            await send()
+            sent += 1
+
+    await asyncio.gather(*(feeder() for _ in range(feeders)))
+    return sent
+
+
+async def throughput_async(args: argparse.Namespace, message: bytes) -> dict[str, Any]:
+    opener = OPENERS[args.client]
+    send, close = await opener(args.port, message, args.concurrency)
+    single = args.client in ("smtpx", "smtpx-prepared", "aiosmtplib")
+    feeders = args.feeders or (1 if single else args.concurrency)
+    try:
+        warm_deadline = time.perf_counter() + args.max_seconds
+        await drive(send, args.warmup, feeders, warm_deadline)
+        profiler = _profiler(args.profile)
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        sent = await drive(send, args.count, feeders, t0 + args.max_seconds)
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        _save_profile(profiler, args.profile)
+    finally:
+        await close()
+    return {
+        "messages": sent,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "feeders": feeders,
+        "warmup": args.warmup,
+    }
+
+
+def throughput_smtplib(args: argparse.Namespace, message: bytes) -> dict[str, Any]:
+    smtp = smtplib.SMTP(HOST, args.port, local_hostname=LOCAL_HOSTNAME, timeout=30.0)
+    try:
+        smtp.ehlo()
+
+        def run(count: int, deadline: float) -> int:
+            for sent in range(count):
+                if time.perf_counter() > deadline:
+                    return sent
+                refused = smtp.sendmail(SENDER, [RECIPIENT], message)
+                if refused:
+                    raise RuntimeError(f"refused: {refused}")
+            return count
+
+        run(args.warmup, time.perf_counter() + args.max_seconds)
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        sent = run(args.count, t0 + args.max_seconds)
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    finally:
+        smtp.quit()
+    return {
+        "messages": sent,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "feeders": 1,
+        "warmup": args.warmup,
+    }
+
+
+def _profiler(path: str | None) -> Any:
+    if not path:
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _save_profile(profiler: Any, path: str | None) -> None:
+    if profiler is not None and path:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+# ---------------------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------------------
+
+
+async def memory_async(client: str, port: int, message: bytes) -> tuple[int, int]:
+    if client == "smtpx":
+        smtpx_client = smtpx.Client(HOST, port, **_smtpx_options())
+        await smtpx_client.connect()
+        before = maxrss_kib()
+        result = await smtpx_client.send(message)
+        after = maxrss_kib()
+        await smtpx_client.quit()
+        if result.accepted != (RECIPIENT,):
+            raise RuntimeError(f"not accepted: {result}")
+        return before, after
+    smtp = _aiosmtplib_client(port)
+    await smtp.connect()
+    before = maxrss_kib()
+    errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], message)
+    after = maxrss_kib()
+    await smtp.quit()
+    if errors:
+        raise RuntimeError(f"refused: {errors}")
+    return before, after
+
+
+def memory(args: argparse.Namespace, message: bytes) -> dict[str, Any]:
+    if args.client == "smtplib":
+        smtp = smtplib.SMTP(HOST, args.port, local_hostname=LOCAL_HOSTNAME, timeout=60.0)
+        smtp.ehlo()
+        before = maxrss_kib()
+        refused = smtp.sendmail(SENDER, [RECIPIENT], message)
+        after = maxrss_kib()
+        smtp.quit()
+        if refused:
+            raise RuntimeError(f"refused: {refused}")
+    else:
+        before, after = asyncio.run(memory_async(args.client, args.port, message))
+    return {"message_bytes": len(message), "maxrss_before_kib": before, "maxrss_after_kib": after}
+
+
+# ---------------------------------------------------------------------------------------
+# Classification
+# ---------------------------------------------------------------------------------------
+
+# What smtp-sink answers to one pipelined transaction: the replies smtpx parses and
+# classifies for every message it sends.
+PER_MESSAGE = (
+    (smtpx.Command.MAIL, b"250 2.1.0 Ok\r\n"),
+    (smtpx.Command.RCPT, b"250 2.1.5 Ok\r\n"),
+    (smtpx.Command.DATA, b"354 End data with <CR><LF>.<CR><LF>\r\n"),
+    (smtpx.Command.DATA_END, b"250 2.0.0 Ok: queued as 4XyZ1Q2w3e\r\n"),
+)
+REFUSAL = (smtpx.Command.RCPT, b"550 5.1.1 <nobody@example.net>: Recipient address rejected\r\n")
+
+
+def per_call_us(func: Callable[[], object], iterations: int) -> float:
+    """Best of 5 runs of ``iterations`` calls, in microseconds per call."""
+    return min(timeit.repeat(func, number=iterations, repeat=5)) / iterations * 1e6
+
+
+def classify(args: argparse.Namespace) -> dict[str, Any]:
+    n = args.iterations
+    rows = []
+    for command, raw in (*PER_MESSAGE, REFUSAL):
+        reply = smtpx.Reply.parse(raw)
+        rows.append(
+            {
+                "command": command.name,
+                "reply": raw.decode().strip(),
+                "parse_us": per_call_us(functools.partial(smtpx.Reply.parse, raw), n),
+                "classify_us": per_call_us(
+                    functools.partial(smtpx.classify, command, reply, recipient=RECIPIENT), n
+                ),
+                "per_message": (command, raw) in PER_MESSAGE,
+            }
+        )
+    return {"rows": rows, "iterations": n}
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=("throughput", "memory", "classify"))
+    parser.add_argument("client", nargs="?", choices=(*OPENERS, "smtplib"))
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--message", type=Path)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--feeders", type=int, default=0, help="default: 1, or C for pools")
+    parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--iterations", type=int, default=20000)
+    parser.add_argument("--profile", help="write a cProfile of the timed part here")
+    args = parser.parse_args()
+    try:
+        if args.mode == "classify":
+            result = classify(args)
+        else:
+            if args.client is None or args.port is None or args.message is None:
+                parser.error("throughput and memory need CLIENT, --port and --message")
+            message = args.message.read_bytes()
+            if args.mode == "memory":
+                result = memory(args, message)
+            elif args.client == "smtplib":
+                result = throughput_smtplib(args, message)
+            else:
+                result = asyncio.run(throughput_async(args, message))
+    except Exception as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    result["client"] = args.client
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
