@@ -57,6 +57,16 @@ def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
     return address
 
 
+def check_hostname(hostname: str) -> str:
+    """Return ``hostname`` (our EHLO/HELO name) when it is one printable ASCII word."""
+    if not hostname or not hostname.isascii() or not hostname.isprintable() or " " in hostname:
+        raise InvalidEnvelope(
+            f"local_hostname {hostname!r} must be one word of printable ASCII "
+            "(no spaces, no control character)"
+        )
+    return hostname
+
+
 def needs_smtputf8(address: str) -> bool:
     return not address.isascii()
 

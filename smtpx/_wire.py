@@ -9,8 +9,9 @@ bytes (design rule 4) and kept as ``protocol.last_reply``.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiosmtplib import SMTP
@@ -18,6 +19,7 @@ from aiosmtplib.errors import (
     SMTPConnectError,
     SMTPConnectResponseError,
     SMTPConnectTimeoutError,
+    SMTPReadTimeoutError,
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
@@ -25,7 +27,24 @@ from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 from smtpx._reply import MAX_LINE_LENGTH, MAX_LINES, Reply
-from smtpx.errors import ProtocolError
+from smtpx.errors import InvalidEnvelope, ProtocolError
+
+# Any C0 control or DEL in a command line could end it early and inject another.
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def command_line(args: Iterable[bytes]) -> bytes:
+    """One command line, CRLF-terminated; ``InvalidEnvelope`` if an argument has a control."""
+    line = b" ".join(args)
+    if _CONTROL.search(line):
+        # the line itself stays out of the message: it could be an AUTH step
+        raise InvalidEnvelope("a command argument contains a control character (CR, LF, NUL...)")
+    return line + b"\r\n"
+
+
+def _expire(waiter: asyncio.Future[SMTPResponse]) -> None:
+    if not waiter.done():
+        waiter.set_exception(SMTPReadTimeoutError("Timed out waiting for server response"))
 
 
 class ReplyProtocol(SMTPProtocol):
@@ -58,17 +77,38 @@ class ReplyProtocol(SMTPProtocol):
         # was lost after it arrived (a 421 then a close): the reply, not the loss, is
         # the answer.  Only a reply the waiter already holds is older than the buffer.
         waiter = self._response_waiter
-        holds_reply = (
-            waiter is not None
-            and waiter.done()
-            and not waiter.cancelled()
-            and waiter.exception() is None
-        )
+        if waiter is None:
+            raise SMTPServerDisconnected("Connection lost")
+        holds_reply = waiter.done() and not waiter.cancelled() and waiter.exception() is None
         if self._buffer and not holds_reply:
             response = self._read_response_from_buffer()
             if response is not None:
                 return response
-        return await super().read_response(timeout=timeout)
+        # aiosmtplib wraps the wait in asyncio.wait_for, a task-level timeout that
+        # costs more than the rest of a command's round trip on loopback; a timer
+        # on the waiter does the same job.
+        self._response_pending = True
+        timer = None
+        if timeout is not None and not waiter.done():
+            if timeout <= 0:
+                _expire(waiter)
+            else:
+                timer = self._loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._response_pending = False
+            self._response_waiter = None if self.transport is None else self._loop.create_future()
+
+    async def exchange(self, line: bytes, timeout: float | None) -> SMTPResponse:
+        """Write one command line and wait for its reply."""
+        self._response_pending = True  # a reply arriving right after the write is ours
+        self.write(line)
+        if line == b"QUIT\r\n":
+            self._quit_sent = True  # a close after QUIT is its answer, not a loss
+        return await self.read_response(timeout)
 
     def _read_response_from_buffer(self) -> SMTPResponse | None:
         offset = 0

@@ -29,7 +29,7 @@ from aiosmtplib.response import SMTPResponse
 
 from smtpx import _transaction
 from smtpx import errors as e
-from smtpx._address import check_address, param_arg, text_arg
+from smtpx._address import check_address, check_hostname, param_arg, text_arg
 from smtpx._classify import classify
 from smtpx._commands import Command
 from smtpx._data import encode_data
@@ -38,7 +38,7 @@ from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
 from smtpx._transcript import log_reply, log_sent, record, transcript
 from smtpx._translate import translate
-from smtpx._wire import Transport
+from smtpx._wire import Transport, command_line
 from smtpx.results import AuthChallenge, Authenticated, Ready, SendResult, StartData, Success
 from smtpx.retry import RetryPolicy, send_with_retry
 
@@ -159,6 +159,7 @@ class Client:
             self.close()
         if self.local_hostname is None:
             self.local_hostname = await asyncio.to_thread(_fqdn)
+        check_hostname(self.local_hostname)
         implicit = self.tls is TLSMode.IMPLICIT
         self._smtp = Transport(
             hostname=self.host,
@@ -448,12 +449,13 @@ class Client:
         smtp = self._require()
         protocol = smtp.reply_protocol
         results: list[Success | e.SMTPError] = []
+        lines = b"".join(command_line(args) for _, args, _ in steps)
         if self.transcript:
             for command, args, _ in steps:
                 log_sent(command, args)
 
         async def write() -> None:
-            protocol.write(b"".join(b" ".join(args) + b"\r\n" for _, args, _ in steps))
+            protocol.write(lines)
 
         await self._run(steps[0][0], write())
         for command, _, recipient in steps:
@@ -476,10 +478,11 @@ class Client:
         self, command: Command, *args: bytes, recipient: str | None = None
     ) -> Success:
         """Send one command line and classify its reply as ``command``."""
-        smtp = self._require()
+        protocol = self._require().reply_protocol
+        line = command_line(args)
         if self.transcript:
             log_sent(command, args)
-        await self._run(command, smtp.execute_command(*args), recipient=recipient)
+        await self._run(command, protocol.exchange(line, self.timeout), recipient=recipient)
         return self._checked(command, recipient=recipient)
 
     # -- the edge: translate everything below into smtpx ---------------------------

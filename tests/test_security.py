@@ -129,6 +129,29 @@ async def test_bad_esmtp_parameters_are_refused(parameter: str) -> None:
     assert not any(c.startswith(b"MAIL") for c in server.commands())
 
 
+@pytest.mark.parametrize("evil", ["\r\nRSET", "\nQUIT", "x\x00y", "x\x7f"], ids=repr)
+async def test_no_command_line_carries_a_control_character(evil: str) -> None:
+    # the last guard, below every validator: the line that goes to the socket
+    async with RawServer() as server:
+        client = smtpx.Client(server.host, server.port, **{**PLAIN, "local_hostname": evil})
+        with pytest.raises(smtpx.InvalidEnvelope, match="control character"):
+            await client.connect()
+        assert not client.connected
+        async with smtpx.Client(server.host, server.port, **PLAIN) as good:
+            with pytest.raises(smtpx.InvalidEnvelope):
+                await good.command(smtpx.Command.NOOP, b"NOOP", evil.encode())
+            assert (await good.noop()).reply.code == 250  # nothing was sent; still in step
+    assert not any(b"RSET" in c or b"QUIT" in c[4:] for c in server.commands())
+    assert all(b"\x00" not in c and b"\x7f" not in c for c in server.commands())
+
+
+@pytest.mark.parametrize("hostname", ["hôte.example", "a b", ""])
+async def test_a_local_hostname_that_is_not_one_ascii_word_is_refused(hostname: str) -> None:
+    client = smtpx.Client("127.0.0.1", 1, **{**PLAIN, "local_hostname": hostname})
+    with pytest.raises(smtpx.InvalidEnvelope, match="local_hostname"):
+        await client.connect()
+
+
 def test_good_esmtp_parameters_pass() -> None:
     for parameter in (
         "SIZE=1000",
