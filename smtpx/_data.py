@@ -1,8 +1,12 @@
-"""The bytes that follow DATA: normalised, dot-stuffed, terminated; nothing can end them early.
+"""The bytes that follow DATA: normalised, dot-stuffed; nothing can end them early.
 
 RFC 5321 §4.5.2 (transparency) and §4.5.3.1.6 (998 octets per line).  A lone
 CR or LF becomes CRLF, so a ``\\n.\\n`` in user content cannot end the message
 (the "SMTP smuggling" class); a NUL byte is refused.
+
+Each step is one pass in C over the message and is skipped when it would
+change nothing, so a well-formed message is never copied: memory stays close
+to the message's own size (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -12,31 +16,40 @@ import re
 from smtpx.errors import InvalidMessage
 
 MAX_LINE = 998  # octets, without CRLF
+END_OF_DATA = b".\r\n"  # sent after the payload, which ends with CRLF
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+_LONG_LINE = re.compile(rb"^[^\r\n]{%d}" % (MAX_LINE + 1), re.MULTILINE)
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
-def encode_data(message: bytes) -> bytes:
-    """Return the DATA payload for ``message``, ending with ``CRLF.CRLF``."""
+def normalize(message: bytes) -> bytes:
+    """``message`` with CRLF line endings and a final CRLF; refuses NUL and over-long lines."""
     if b"\0" in message:
         raise InvalidMessage("the message contains a NUL byte, which SMTP cannot carry")
-    lines = _LINE_ENDINGS.split(message)
-    if lines and lines[-1] == b"":
-        lines.pop()
-    longest = max((len(line) for line in lines), default=0)
-    if longest > MAX_LINE:
+    crlf = message.count(b"\r\n")
+    if not crlf == message.count(b"\r") == message.count(b"\n"):
+        message = _LINE_ENDINGS.sub(b"\r\n", message)
+    if message and not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    # ^ only matches at line starts, so this is one pass, not one per position
+    long_line = _LONG_LINE.search(message)
+    if long_line is not None:
+        end = message.find(b"\r\n", long_line.start())
         raise InvalidMessage(
-            f"a line of {longest} octets exceeds SMTP's {MAX_LINE}; send an EmailMessage "
-            "(smtpx encodes it) or encode the body as quoted-printable or base64"
+            f"a line of {end - long_line.start()} octets exceeds SMTP's {MAX_LINE}; send an "
+            "EmailMessage (smtpx encodes it) or encode the body as quoted-printable or base64"
         )
-    body = b"\r\n".join(lines)
-    body = _LEADING_DOT.sub(b"..", body)
-    return body + b"\r\n.\r\n" if body else b".\r\n"
+    return message
 
 
-def message_size(payload: bytes) -> int:
-    """The SIZE (RFC 1870 §3) of a DATA payload: without dot-stuffing and the final "."."""
-    body = payload[: -len(b".\r\n")]
-    stuffed = body.count(b"\r\n.") + body.startswith(b".")
-    return len(body) - stuffed
+def dot_stuff(data: bytes) -> bytes:
+    """Double every line-leading "." of normalised ``data`` (``data`` itself if none)."""
+    if data.startswith(b".") or b"\n." in data:
+        return _LEADING_DOT.sub(b"..", data)
+    return data
+
+
+def encode_data(message: bytes) -> bytes:
+    """The DATA payload for ``message``: normalised and dot-stuffed, without the final "."."""
+    return dot_stuff(normalize(message))

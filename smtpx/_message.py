@@ -6,13 +6,13 @@ import email.policy
 import re
 from collections.abc import Iterable
 from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser, HeaderParser
-from email.utils import getaddresses
+from email.parser import BytesHeaderParser
 
 import attrs
 
 from smtpx._address import check_address, needs_smtputf8
-from smtpx._data import encode_data
+from smtpx._data import dot_stuff, normalize
+from smtpx._headers import ENVELOPE_FIELDS, addresses, field_values, header_block
 from smtpx.errors import InvalidEnvelope, InvalidMessage
 
 MessageInput = EmailMessage | Message | bytes | str
@@ -24,8 +24,8 @@ class Envelope:
 
     sender: str
     recipients: tuple[str, ...]
-    data: bytes  # CRLF line endings, not yet dot-stuffed
-    payload: bytes  # what follows DATA: dot-stuffed, ending CRLF.CRLF
+    data: bytes  # CRLF line endings, ending with CRLF, Bcc removed: what SIZE counts
+    payload: bytes  # data dot-stuffed (data itself when no line starts with "."); "." follows
     smtputf8: bool  # an address or a header needs SMTPUTF8
     eight_bit: bool  # the content has octets over 127 (BODY=8BITMIME)
 
@@ -39,34 +39,37 @@ def prepare(
     """Build the envelope; raise ``InvalidEnvelope`` before anything is sent."""
     if isinstance(message, str):
         message = message.encode("utf-8")
-    headers: Message | None = None
+    fields: dict[str, list[bytes]] = {}
     if isinstance(message, Message):
-        headers = message
-        data = _serialize(message)
-        _check_no_header_injection(message, data)
+        # The object's own headers, decoded: serialised, a non-ASCII address would be
+        # RFC 2047-encoded, which is not an address any more.
+        fields = _object_fields(message)
+        data = _serialize(message, utf8=_has_utf8_address(fields))
     elif isinstance(message, bytes | bytearray | memoryview):
-        data = bytes(message)
+        data = bytes(message)  # no copy of a bytes object
     else:
         raise InvalidEnvelope(
             f"send() takes an EmailMessage, bytes or str, not {type(message).__name__}"
         )
+    data = normalize(data)  # refuses NUL and over-long lines before anything is sent
+    head = header_block(data)
+    if isinstance(message, Message):
+        _check_no_header_injection(message, head)
+    if not isinstance(message, Message) and (sender is None or recipients is None):
+        fields = field_values(head)
 
-    if headers is None and (sender is None or recipients is None):
-        headers = _header_block(data)
     if sender is None:
-        assert headers is not None
-        found = _addresses(headers, "Sender") or _addresses(headers, "From")
+        found = _addresses(fields, "Sender") or _addresses(fields, "From")
         if not found:
             raise InvalidEnvelope("no sender given and the message has no From or Sender header")
         sender = found[0]
     check_address(sender, role="sender", allow_null=True)
 
     if recipients is None:
-        assert headers is not None
         rcpts = [
-            *_addresses(headers, "To"),
-            *_addresses(headers, "Cc"),
-            *_addresses(headers, "Bcc"),
+            *_addresses(fields, "To"),
+            *_addresses(fields, "Cc"),
+            *_addresses(fields, "Bcc"),
         ]
     else:
         if isinstance(recipients, str):
@@ -76,67 +79,62 @@ def prepare(
     if not unique:
         raise InvalidEnvelope("the message has no recipients (no To, Cc or Bcc, none given)")
 
-    data = _strip_bcc(data)
-    header_block = data.split(b"\r\n\r\n", 1)[0]
+    if _BCC.search(head):  # Bcc is never transmitted
+        data = _BCC.sub(b"", head) + data[len(head) :]
+        head = header_block(data)
     return Envelope(
         sender=sender,
         recipients=unique,
         data=data,
-        payload=encode_data(data),  # refuses NUL and over-long lines before anything is sent
-        smtputf8=needs_smtputf8(sender)
-        or any(map(needs_smtputf8, unique))
-        or not header_block.isascii(),
+        payload=dot_stuff(data),
+        smtputf8=needs_smtputf8(sender) or any(map(needs_smtputf8, unique)) or not head.isascii(),
         eight_bit=not data.isascii(),
     )
 
 
-def _header_block(data: bytes) -> Message:
-    """Only the header block, parsed with the plain compat32 policy: envelope addresses
-    need no structured header objects, and building them was most of send()'s CPU."""
-    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
-    text = head.decode("utf-8", "surrogateescape")
-    return HeaderParser(policy=email.policy.compat32).parsestr(text, headersonly=True)
+def _addresses(fields: dict[str, list[bytes]], name: str) -> list[str]:
+    return addresses(fields.get(name.lower(), []), name)
 
 
-def _addresses(headers: Message, name: str) -> list[str]:
-    # raw_items(): the stored values, without the (costly) policy parsing of get_all()
-    wanted = name.lower()
-    values = [str(v) for key, v in headers.raw_items() if key.lower() == wanted]
-    if any(_CONTROL.search(v) for v in values):
-        raise InvalidEnvelope(f"the {name} header contains a control character")
-    return [address for _, address in getaddresses(values) if address]
+def _object_fields(message: Message) -> dict[str, list[bytes]]:
+    fields: dict[str, list[bytes]] = {}
+    for key, value in message.raw_items():
+        name = key.lower()
+        if name in ENVELOPE_FIELDS:
+            fields.setdefault(name, []).append(str(value).encode("utf-8", "surrogateescape"))
+    return fields
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+def _has_utf8_address(fields: dict[str, list[bytes]]) -> bool:
+    return any(
+        needs_smtputf8(address)
+        for name, values in fields.items()
+        for address in addresses(values, name)
+    )
 
 
-def _serialize(message: Message) -> bytes:
-    policy = email.policy.SMTP
-    try:
-        return message.as_bytes(policy=policy)
-    except UnicodeEncodeError:
-        # Non-ASCII addresses in headers: only legal with SMTPUTF8 (RFC 6532).
-        return message.as_bytes(policy=email.policy.SMTPUTF8)
+def _serialize(message: Message, *, utf8: bool) -> bytes:
+    if not utf8:
+        try:
+            return message.as_bytes(policy=email.policy.SMTP)
+        except UnicodeEncodeError:
+            pass
+    # Non-ASCII addresses in headers: only legal with SMTPUTF8 (RFC 6532).
+    return message.as_bytes(policy=email.policy.SMTPUTF8)
 
 
-def _check_no_header_injection(message: Message, data: bytes) -> None:
+def _check_no_header_injection(message: Message, head: bytes) -> None:
     """A CR or LF in a header value (user input in a Subject, say) must not add headers.
 
     ``EmailMessage`` refuses such values itself; the legacy ``Message`` class
     does not, so we count the headers that would be sent.
     """
-    sent = BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
+    sent = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
     if len(sent.keys()) != len(message.keys()):
         raise InvalidMessage(
             "a header value contains CR or LF that would add headers to the message"
         )
 
 
+# One Bcc field with its continuation lines, in a header block with CRLF line ends.
 _BCC = re.compile(rb"^Bcc:.*(?:\r\n[ \t].*)*\r\n", re.IGNORECASE | re.MULTILINE)
-
-
-def _strip_bcc(data: bytes) -> bytes:
-    """Remove every Bcc header from the header block: Bcc is never transmitted."""
-    data = re.sub(rb"\r?\n", b"\r\n", data)
-    head, sep, body = data.partition(b"\r\n\r\n")
-    return _BCC.sub(b"", head + b"\r\n").removesuffix(b"\r\n") + sep + body

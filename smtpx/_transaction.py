@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from smtpx import errors as e
 from smtpx._commands import Command
-from smtpx._data import message_size
 from smtpx._message import Envelope
 from smtpx._reply import Reply
 from smtpx.results import SendResult, StartData
@@ -29,7 +28,7 @@ def mail_options(client: Client, envelope: Envelope) -> list[str]:
     extensions = client.extensions
     options: list[str] = []
     if "size" in extensions:
-        size = message_size(envelope.payload)
+        size = len(envelope.data)  # RFC 1870: CRLF line ends, before dot-stuffing
         options.append(f"SIZE={size}")
         limit = extensions["size"].strip()
         if limit.isdigit() and 0 < int(limit) < size:
@@ -120,7 +119,7 @@ async def _pipelined(
                 accepted.append(recipient)
     if isinstance(data, StartData) and not accepted:
         # RFC 2920 §3.1: DATA was accepted with nothing to send; end it empty.
-        await client._send_payload(b".\r\n")
+        await client._send_payload(b"")
     if isinstance(mail, e.SMTPError):
         raise mail
     _check_someone_accepted(accepted, rejected)

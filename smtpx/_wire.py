@@ -42,6 +42,9 @@ def command_line(args: Iterable[bytes]) -> bytes:
     return line + b"\r\n"
 
 
+_SLICE = 64 * 1024  # octets per write of a large message
+
+
 def _expire(waiter: asyncio.Future[SMTPResponse]) -> None:
     if not waiter.done():
         waiter.set_exception(SMTPReadTimeoutError("Timed out waiting for server response"))
@@ -101,6 +104,24 @@ class ReplyProtocol(SMTPProtocol):
                 timer.cancel()
             self._response_pending = False
             self._response_waiter = None if self.transport is None else self._loop.create_future()
+
+    async def write_message(self, payload: bytes, end: bytes) -> None:
+        """Write a (possibly large) DATA payload then ``end``, a slice at a time.
+
+        One ``write()`` of a 10 MiB payload would copy what the socket does not
+        take at once into the transport's buffer; writing slices of the same
+        bytes and waiting while the transport is over its high-water mark keeps
+        that buffer small.  Raises ``ConnectionResetError`` if the connection is
+        lost before ``end`` was written.
+        """
+        if len(payload) <= _SLICE:
+            self.write(payload + end)
+            return
+        view = memoryview(payload)
+        for start in range(0, len(view), _SLICE):
+            self.write(view[start : start + _SLICE])  # type: ignore[arg-type]  # any buffer
+            await self._drain_helper()
+        self.write(end)
 
     async def exchange(self, line: bytes, timeout: float | None) -> SMTPResponse:
         """Write one command line and wait for its reply."""

@@ -32,7 +32,7 @@ from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_arg, text_arg
 from smtpx._classify import classify
 from smtpx._commands import Command
-from smtpx._data import encode_data
+from smtpx._data import END_OF_DATA, encode_data
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
@@ -387,7 +387,7 @@ class Client:
         return await self._send_payload(payload)
 
     async def _send_payload(self, payload: bytes) -> Success:
-        """After a 354: the dot-stuffed message and its final ".", classified as DATA_END."""
+        """After a 354: the dot-stuffed message, its final ".", the reply as DATA_END."""
         smtp = self._smtp
         if smtp is None:
             raise e.ConnectionLost("not connected; call connect() first", command=Command.DATA_END)
@@ -409,7 +409,15 @@ class Client:
                         "the server closed the connection before the message was sent",
                         command=Command.DATA_END,
                     ) from exc
-            protocol.write(payload)
+            try:
+                await protocol.write_message(payload, END_OF_DATA)
+            except (SMTPException, OSError) as exc:
+                # No final "." went out, so the server cannot have accepted it.
+                raise e.ConnectionLost(
+                    "the connection was lost while the message was being sent; it was "
+                    "not delivered (the final '.' was never sent)",
+                    command=Command.DATA_END,
+                ) from exc
             return await protocol.read_response(timeout=self.timeout)
 
         await self._run(Command.DATA_END, send_payload())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Self
 
-EHLO = b"250-raw.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10000000\r\n"
+EHLO = b"250-raw.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n"
 
 
 class RawServer:
@@ -21,6 +21,7 @@ class RawServer:
         endless: bytes | None = None,
         pipelining: bool = False,
         rcpt_reply: bytes = b"250 ok\r\n",
+        drop_after: int | None = None,
     ) -> None:
         self.trickle = trickle  # seconds between bytes of each reply
         self.endless = endless  # sent forever instead of the greeting
@@ -28,6 +29,7 @@ class RawServer:
             EHLO.replace(b"250 SIZE", b"250-PIPELINING\r\n250 SIZE") if pipelining else EHLO
         )
         self.rcpt_reply = rcpt_reply
+        self.drop_after = drop_after  # close after this many octets of message content
         self.received = bytearray()
         self.host = "127.0.0.1"
         self.port = 0
@@ -87,8 +89,12 @@ class RawServer:
             elif verb == b"DATA":
                 # like a careless server: 354 even when no recipient was accepted
                 await self._reply(writer, b"354 go ahead\r\n")
+                content = 0
                 while (body_line := await reader.readline()) not in (b".\r\n", b""):
                     self.received += body_line
+                    content += len(body_line)
+                    if self.drop_after is not None and content >= self.drop_after:
+                        return  # closed mid-message
                 self.received += b".\r\n"
                 await self._reply(writer, b"250 2.0.0 queued\r\n")
             elif verb == b"QUIT":

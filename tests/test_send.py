@@ -170,6 +170,9 @@ async def test_eight_bit_and_smtputf8_are_declared(server: ScriptedServer) -> No
     assert received.mail_from == "josé@example.com"
     assert {"SMTPUTF8", "BODY=8BITMIME"} <= set(received.mail_options)
     assert "Grüße" in received.text
+    # the header carries the address itself (RFC 6532), not an RFC 2047 encoded word
+    assert "josé@example.com".encode() in received.data.split(b"\r\n\r\n")[0]
+    assert b"=?utf-8?" not in received.data.split(b"Subject:")[0]
 
 
 # -- refused before anything is sent -------------------------------------------------------
