@@ -6,6 +6,7 @@ The registry rows live in ``smtpx/data/enhanced-status-codes.csv``, read once on
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from importlib import resources
@@ -60,10 +61,8 @@ class EnhancedStatus:
     @classmethod
     def parse(cls, text: str) -> EnhancedStatus | None:
         """The enhanced code at the start of ``text``, or None when there is none."""
-        match = _PATTERN.match(text)
-        if match is None:
-            return None
-        return cls(int(match[1]), int(match[2]), int(match[3]))
+        # A code and the character after it fit in 10; servers repeat the same few.
+        return _parse_prefix(text[:10])
 
     @property
     def entry(self) -> RegistryEntry | None:
@@ -80,6 +79,14 @@ class EnhancedStatus:
 
     def __str__(self) -> str:
         return f"{self.klass}.{self.subject}.{self.detail}"
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_prefix(prefix: str) -> EnhancedStatus | None:
+    match = _PATTERN.match(prefix)
+    if match is None:
+        return None
+    return EnhancedStatus(int(match[1]), int(match[2]), int(match[3]))
 
 
 # RFC 3463 §3: the subject sub-codes.

@@ -46,6 +46,8 @@ class Reply:
         data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
         if not data:
             raise ProtocolError("empty reply", raw=data)
+        if data.find(b"\n") >= len(data) - 1:
+            return cls._parse_one_line(data)  # nearly every reply: the same rules, less work
         body = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
         raw_lines = [line.removesuffix(b"\r") for line in body.split(b"\n")]
         if len(raw_lines) > MAX_LINES:
@@ -70,6 +72,19 @@ class Reply:
             texts.append(line[4:].decode("utf-8", "replace"))
         assert code is not None  # body has at least one line
         return cls.build(code, "\n".join(texts), raw=data)
+
+    @classmethod
+    def _parse_one_line(cls, data: bytes) -> Reply:
+        line = data.removesuffix(b"\n").removesuffix(b"\r")
+        code = _line_code(line, data)
+        if line[3:4] not in (b" ", b""):
+            raise ProtocolError(
+                "a reply's last line must read 'NNN text' and every other 'NNN-text'", raw=data
+            )
+        text = line[4:].decode("utf-8", "replace")
+        if not text:
+            return cls(code, (), None, data)
+        return cls(code, (text,), EnhancedStatus.parse(text), data)
 
     @property
     def text(self) -> str:
