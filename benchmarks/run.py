@@ -412,57 +412,89 @@ def latency(settings: Settings, processes: h.Processes, tmp: Path) -> dict[str, 
     return {"runs": _dump(results), "rtt_ms": measured, "errors": _keys(errors)}
 
 
+# The memory mode's two messages: the harness's own (nothing for a client to rewrite)
+# and a worst case for smtpx (every body line needs its ending fixed and a dot added).
+MEMORY_VARIANTS = {
+    "CRLF": "CRLF line endings, no line starting with '.'",
+    "LF+dots": "body lines end in a bare LF and start with '.'",
+}
+
+
+def _memory_message(variant: str, size: int) -> bytes:
+    message = h.make_message(size)
+    if variant == "LF+dots":
+        message = message.replace(b"\r\nThe ", b"\n.The ")
+    return message
+
+
 def memory(settings: Settings, processes: h.Processes, tmp: Path) -> dict[str, Any]:
     size = settings.memory_mb * 1024 * 1024
-    message = tmp / "message-large.eml"
-    message.write_bytes(h.make_message(size))
     sink = h.start_smtp_sink(processes, pipelining=True)
     reps = 3
+    clients = ("smtpx", "aiosmtplib", "smtplib")
     found: dict[str, list[dict[str, Any]]] = {}
     errors: dict[str, str] = {}
     try:
-        for rep in range(1, reps + 1):
-            print(f"  repetition {rep}/{reps}:", end="", flush=True)
-            for client in ("smtpx", "aiosmtplib", "smtplib"):
-                argv = h.python_worker(
-                    "memory", client, "--port", str(sink.port), "--message", str(message)
-                )
-                out = h.run_worker(argv, time_limit=settings.max_seconds)
-                if "error" in out:
-                    errors[client] = out["error"]
-                    print(" E", end="", flush=True)
-                    continue
-                found.setdefault(client, []).append(out)
-                print(".", end="", flush=True)
-            print(flush=True)
+        for variant in MEMORY_VARIANTS:
+            message = tmp / f"message-large-{variant}.eml"
+            message.write_bytes(_memory_message(variant, size))
+            for rep in range(1, reps + 1):
+                print(f"  {variant} repetition {rep}/{reps}:", end="", flush=True)
+                for client in clients:
+                    key = f"{variant} {client}"
+                    argv = h.python_worker(
+                        "memory", client, "--port", str(sink.port), "--message", str(message)
+                    )
+                    out = h.run_worker(argv, time_limit=settings.max_seconds)
+                    if "error" in out:
+                        errors[key] = out["error"]
+                        print(" E", end="", flush=True)
+                        continue
+                    found.setdefault(key, []).append(out)
+                    print(".", end="", flush=True)
+                print(flush=True)
     finally:
         processes.stop(sink.proc)
     rows = []
-    for client in ("smtpx", "aiosmtplib", "smtplib"):
-        outs = found.get(client, [])
-        if not outs:
-            rows.append([client, "-", "-", "-", errors.get(client, "")])
-            continue
-        growth = h.median([(o["maxrss_after_kib"] - o["maxrss_before_kib"]) * 1024 for o in outs])
-        base = h.median([o["maxrss_before_kib"] * 1024 for o in outs])
-        rows.append(
-            [
-                client,
-                h.fmt(base / 2**20, 1),
-                h.fmt(growth / 2**20, 1),
-                f"{growth / size:.1f}x",
-                errors.get(client, ""),
-            ]
-        )
+    for variant in MEMORY_VARIANTS:
+        for client in clients:
+            key = f"{variant} {client}"
+            outs = found.get(key, [])
+            if not outs:
+                rows.append([variant, client, "-", "-", "-", errors.get(key, "")])
+                continue
+            growth = h.median(
+                [(o["maxrss_after_kib"] - o["maxrss_before_kib"]) * 1024 for o in outs]
+            )
+            base = h.median([o["maxrss_before_kib"] * 1024 for o in outs])
+            rows.append(
+                [
+                    variant,
+                    client,
+                    h.fmt(base / 2**20, 1),
+                    h.fmt(growth / 2**20, 1),
+                    f"{growth / size:.1f}x",
+                    errors.get(key, ""),
+                ]
+            )
     print(f"\n### One {settings.memory_mb} MiB message (median of {reps} fresh processes)\n")
     print(
         h.table(
-            ["client", "peak RSS before MiB", "peak RSS growth MiB", "growth / size", "note"],
+            [
+                "message",
+                "client",
+                "peak RSS before MiB",
+                "peak RSS growth MiB",
+                "growth / size",
+                "note",
+            ],
             rows,
         )
     )
     print(
-        "\npeak RSS before: ru_maxrss after reading the message file and connecting (the "
+        "\n"
+        + "; ".join(f"{name}: {what}" for name, what in MEMORY_VARIANTS.items())
+        + ".\npeak RSS before: ru_maxrss after reading the message file and connecting (the "
         "message itself included); growth: ru_maxrss after the send minus that.",
         flush=True,
     )

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rawserver import RawServer
 
 import smtpx
-from smtpx._data import MAX_LINE, dot_stuff, encode_data, normalize
+from smtpx._data import MAX_LINE, _long_line, dot_stuff, encode_data, normalize
 from smtpx._message import prepare
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
@@ -46,6 +46,14 @@ def test_the_over_long_line_is_named_whatever_its_position() -> None:
         with pytest.raises(smtpx.InvalidMessage, match=r"a line of \d+ octets exceeds"):
             normalize(message)
     assert normalize(b"a\r\n" + ok + b"\r\n" + ok) == b"a\r\n" + ok + b"\r\n" + ok + b"\r\n"
+
+
+@given(st.lists(st.sampled_from([0, 1, 500, 997, 998, 999, 1000, 1500, 2500]), max_size=8))
+def test_the_long_line_search_finds_the_first_line_over_the_limit(lengths: list[int]) -> None:
+    data = b"".join(b"x" * n + b"\r\n" for n in lengths)
+    starts = [sum(n + 2 for n in lengths[:i]) for i in range(len(lengths))]
+    expected = next((at for at, n in zip(starts, lengths, strict=True) if n > MAX_LINE), None)
+    assert _long_line(data) == expected
 
 
 def test_size_counts_crlf_lines_before_dot_stuffing() -> None:
