@@ -12,7 +12,9 @@ class Command(enum.Enum):
     ``DATA`` is the reply to the ``DATA`` verb (normally 354) and ``DATA_END``
     the reply after the final ``.`` (normally 250): both come from the table's
     DATA row, but they mean different things, and a failure after the final
-    ``.`` may leave delivery unknown.
+    ``.`` may leave delivery unknown.  ``BDAT`` is the reply to the message
+    sent as one ``BDAT <size> LAST`` chunk (CHUNKING, RFC 3030), which plays
+    the part of ``DATA_END``.
     """
 
     CONNECT = "CONNECT"
@@ -24,6 +26,7 @@ class Command(enum.Enum):
     RCPT = "RCPT"
     DATA = "DATA"
     DATA_END = "DATA_END"
+    BDAT = "BDAT"
     RSET = "RSET"
     VRFY = "VRFY"
     EXPN = "EXPN"
@@ -36,6 +39,12 @@ class Command(enum.Enum):
         """How the step reads in a sentence: ``MAIL FROM``, ``end of DATA``."""
         return _LABELS.get(self, self.value)
 
+    @property
+    def ends_message(self) -> bool:
+        """Whether this reply decides delivery: once the message's last octet is sent, a
+        lost connection or time-out leaves it unknown whether the server took it."""
+        return self in _ENDS_MESSAGE
+
     def __str__(self) -> str:
         return self.label
 
@@ -45,4 +54,6 @@ _LABELS = {
     Command.MAIL: "MAIL FROM",
     Command.RCPT: "RCPT TO",
     Command.DATA_END: "end of DATA",
+    Command.BDAT: "BDAT LAST",
 }
+_ENDS_MESSAGE = frozenset({Command.DATA_END, Command.BDAT})

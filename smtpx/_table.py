@@ -5,6 +5,11 @@ row against that file).  One deliberate refinement: the table's DATA row lists
 250 and 354 together, but 250 to the ``DATA`` verb or 354 after the final
 ``.`` would desynchronise the session, so the two stages get one positive code
 each and share the row's negative codes.
+
+One addition: ``BDAT`` (CHUNKING, RFC 3030), which the reference does not
+list.  smtpx sends a message as a single ``BDAT <size> LAST`` chunk, whose
+reply is the end-of-data reply (RFC 3030 §2: 250 when the message is
+accepted), so it gets the ``DATA_END`` row.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ TABLE: dict[Command, Row] = {
     Command.RCPT: _row((250, 251), (450, 451, 452, 455, 503, 550, 551, 552, 553, 555)),
     Command.DATA: _row((354,), _DATA_NEGATIVE),
     Command.DATA_END: _row((250,), _DATA_NEGATIVE),
+    Command.BDAT: _row((250,), _DATA_NEGATIVE),
     Command.RSET: _row((250,)),
     Command.VRFY: _row((250, 251, 252), (502, 504, 550, 551, 553)),
     Command.EXPN: _row((250, 252), (502, 504, 550)),
@@ -61,6 +67,7 @@ RFC_NEGATIVE: dict[Command, frozenset[int]] = {
     Command.RCPT: _SYNTAX | {530},
     Command.DATA: _SYNTAX | {530},
     Command.DATA_END: frozenset(),
+    Command.BDAT: _SYNTAX | {530},  # a command verb, unlike the final "."
     Command.RSET: _SYNTAX,
     Command.VRFY: _SYNTAX,
     Command.EXPN: _SYNTAX,

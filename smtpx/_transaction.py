@@ -1,4 +1,4 @@
-"""One mail transaction: MAIL, RCPT per recipient, DATA → ``SendResult``.
+"""One mail transaction: MAIL, RCPT per recipient, DATA (or BDAT) → ``SendResult``.
 
 A recipient refused with the connection still usable is recorded and the
 message still goes to the others; every other failure ends the transaction
@@ -14,7 +14,7 @@ from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._message import Envelope
 from smtpx._reply import Reply
-from smtpx.results import SendResult, StartData
+from smtpx.results import SendResult, StartData, Success
 
 if TYPE_CHECKING:
     from smtpx.client import Client
@@ -75,7 +75,7 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
                 else:
                     accepted.append(recipient)
             _check_someone_accepted(accepted, rejected)
-            reply = (await client._data_encoded(envelope.payload)).reply
+            reply = (await _send(client, envelope)).reply
     except e.SMTPError as error:
         error.rejected = {**rejected, **error.rejected}
         error.undelivered = tuple(r for r in envelope.recipients if r not in rejected)
@@ -92,6 +92,19 @@ def _check_someone_accepted(accepted: list[str], rejected: dict[str, e.SMTPError
         raise error(command=Command.RCPT)
 
 
+async def _send(client: Client, envelope: Envelope) -> Success:
+    """The message itself, once a recipient has accepted: BDAT when offered, else DATA."""
+    if client.uses_chunking:
+        return await client._bdat(envelope.data)
+    return await client._data_encoded(envelope.payload)
+
+
+# Up to this size, the message goes in the same write as MAIL and RCPT (one round
+# trip in all) even though every recipient might refuse it; above, sending it takes
+# longer than a round trip anyway, so it waits for the RCPT replies.
+CHUNK_IN_PIPELINE = 256 * 1024
+
+
 async def _pipelined(
     client: Client,
     envelope: Envelope,
@@ -99,33 +112,48 @@ async def _pipelined(
     accepted: list[str],
     rejected: dict[str, e.SMTPError],
 ) -> Reply:
-    """MAIL, every RCPT and DATA in one write (RFC 2920); each reply judged on its own."""
+    """MAIL, every RCPT and DATA in one write (RFC 2920); each reply judged on its own.
+
+    With CHUNKING, a small message goes in that write too, as ``BDAT <size>
+    LAST`` in place of DATA; a large one follows once a recipient accepted.
+    """
+    final: tuple[Command, tuple[bytes, ...]] | None = (Command.DATA, (b"DATA",))
+    chunk = b""
+    if client.uses_chunking:
+        if len(envelope.data) <= CHUNK_IN_PIPELINE:
+            final, chunk = (Command.BDAT, client.bdat_args(envelope.data)), envelope.data
+        else:
+            final = None
     steps: list[tuple[Command, tuple[bytes, ...], str | None]] = [
         (Command.MAIL, client.mail_args(envelope.sender, options), None),
         *((Command.RCPT, client.rcpt_args(r), r) for r in envelope.recipients),
-        (Command.DATA, (b"DATA",), None),
+        *([(*final, None)] if final is not None else []),
     ]
-    results = await client.pipeline(steps)
+    results = await client.pipeline(steps, chunk=chunk)
     for result in results:  # a 421 or a garbled reply ends the exchange: raise it first
         if isinstance(result, _FATAL):
             raise result
-    mail, *rcpts, data = results
+    mail, rcpts = results[0], results[1 : 1 + len(envelope.recipients)]
+    last = results[-1] if final is not None else None
     if not isinstance(mail, e.SMTPError):  # after a refused MAIL, RCPT replies mean nothing
-        for (_, _, recipient), result in zip(steps[1:-1], rcpts, strict=True):
-            assert recipient is not None
+        for recipient, result in zip(envelope.recipients, rcpts, strict=True):
             if isinstance(result, e.SMTPError):
                 rejected[recipient] = result
             else:
                 accepted.append(recipient)
-    if isinstance(data, StartData) and not accepted:
+    if isinstance(last, StartData) and not accepted:
         # RFC 2920 §3.1: DATA was accepted with nothing to send; end it empty.
         await client._send_payload(b"")
     if isinstance(mail, e.SMTPError):
         raise mail
     _check_someone_accepted(accepted, rejected)
-    if isinstance(data, e.SMTPError):
-        raise data
-    return (await client._send_payload(envelope.payload)).reply
+    if isinstance(last, e.SMTPError):
+        raise last
+    if last is None:  # a large message, sent now that someone accepted
+        return (await client._bdat(envelope.data)).reply
+    if isinstance(last, StartData):
+        return (await client._send_payload(envelope.payload)).reply
+    return last.reply  # BDAT's: the message went with the commands
 
 
 async def _reset(client: Client) -> None:

@@ -18,7 +18,7 @@ from smtpx._commands import Command
 
 def translate(exc: BaseException, command: Command, recipient: str | None) -> e.SMTPError:
     """The smtpx error for an exception raised below us (aiosmtplib, ssl, OSError)."""
-    after_data = command is Command.DATA_END
+    after_data = command.ends_message
     cause = exc.__cause__ if isinstance(exc, SMTPConnectError) else exc
     detail = str(exc) or type(exc).__name__
     kwargs: dict[str, Any] = {"command": command, "recipient": recipient}

@@ -105,23 +105,23 @@ class ReplyProtocol(SMTPProtocol):
             self._response_pending = False
             self._response_waiter = None if self.transport is None else self._loop.create_future()
 
-    async def write_message(self, payload: bytes, end: bytes) -> None:
-        """Write a (possibly large) DATA payload then ``end``, a slice at a time.
+    async def write_all(self, *parts: bytes) -> None:
+        """Write ``parts`` in order: commands, a (possibly large) message, its end.
 
-        One ``write()`` of a 10 MiB payload would copy what the socket does not
+        One ``write()`` of a 10 MiB message would copy what the socket does not
         take at once into the transport's buffer; writing slices of the same
         bytes and waiting while the transport is over its high-water mark keeps
         that buffer small.  Raises ``ConnectionResetError`` if the connection is
-        lost before ``end`` was written.
+        lost before the last part was written.
         """
-        if len(payload) <= _SLICE:
-            self.write(payload + end)
+        if sum(map(len, parts)) <= _SLICE:
+            self.write(b"".join(parts))
             return
-        view = memoryview(payload)
-        for start in range(0, len(view), _SLICE):
-            self.write(view[start : start + _SLICE])  # type: ignore[arg-type]  # any buffer
-            await self._drain_helper()
-        self.write(end)
+        for part in parts:
+            view = memoryview(part)
+            for start in range(0, len(view), _SLICE):
+                self.write(view[start : start + _SLICE])  # type: ignore[arg-type]  # any buffer
+                await self._drain_helper()
 
     async def exchange(self, line: bytes, timeout: float | None) -> SMTPResponse:
         """Write one command line and wait for its reply."""

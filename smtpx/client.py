@@ -32,7 +32,7 @@ from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_arg, text_arg
 from smtpx._classify import classify
 from smtpx._commands import Command
-from smtpx._data import END_OF_DATA, encode_data
+from smtpx._data import END_OF_DATA, encode_data, normalize
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
@@ -77,6 +77,9 @@ class Client:
     a whole ``send()`` (connecting included), so a server that trickles bytes
     cannot hold it forever.  ``transcript=True`` logs every command and reply on
     the ``smtpx.transcript`` logger at DEBUG, with AUTH arguments redacted.
+    ``chunking=False`` sends with DATA even when the server offers CHUNKING
+    (by default a message goes as one ``BDAT`` chunk there: no dot-stuffing,
+    and with PIPELINING the whole transaction in one write).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Client:
         allow_plaintext_auth: bool = False,
         total_timeout: float | None = 600.0,
         transcript: bool = False,
+        chunking: bool = True,
     ) -> None:
         self.host = host
         self.port = port if port is not None else tls.default_port
@@ -105,6 +109,7 @@ class Client:
         self.allow_plaintext_auth = allow_plaintext_auth
         self.total_timeout = total_timeout
         self.transcript = transcript
+        self.chunking = chunking
         self._stage: Command | None = None  # the step under way, for the total time-out
         self._smtp: Transport | None = None
         self._lock = asyncio.Lock()
@@ -250,7 +255,7 @@ class Client:
             stage = self._stage
             detail = f"the send took longer than total_timeout={self.total_timeout}s"
             error: e.SMTPError
-            if stage is Command.DATA_END:
+            if stage is not None and stage.ends_message:
                 error = e.DeliveryUnknown(detail, command=stage)
             else:
                 error = e.ResponseTimeout(detail, command=stage)
@@ -388,17 +393,41 @@ class Client:
 
     async def _send_payload(self, payload: bytes) -> Success:
         """After a 354: the dot-stuffed message, its final ".", the reply as DATA_END."""
+        return await self._send_message(Command.DATA_END, payload, END_OF_DATA)
+
+    async def bdat(self, message: bytes) -> Success:
+        """The message as one ``BDAT <size> LAST`` chunk (CHUNKING, RFC 3030).
+
+        Line endings are normalised; nothing is dot-stuffed.  Needs a server
+        that offers CHUNKING (``ExtensionRequired`` otherwise).  As with
+        ``data()``, a loss after the last octet raises ``DeliveryUnknown``.
+        """
+        if "chunking" not in self.extensions:
+            raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
+        return await self._bdat(normalize(message))
+
+    @staticmethod
+    def bdat_args(data: bytes) -> tuple[bytes, ...]:
+        return (b"BDAT", b"%d" % len(data), b"LAST")
+
+    async def _bdat(self, data: bytes) -> Success:
+        args = self.bdat_args(data)
+        if self.transcript:
+            log_sent(Command.BDAT, args)
+        return await self._send_message(Command.BDAT, command_line(args), data)
+
+    async def _send_message(self, command: Command, *parts: bytes) -> Success:
+        """Write the message (``parts``) and classify the reply that decides delivery."""
         smtp = self._smtp
         if smtp is None:
-            raise e.ConnectionLost("not connected; call connect() first", command=Command.DATA_END)
+            raise e.ConnectionLost("not connected; call connect() first", command=command)
         protocol = smtp.reply_protocol
 
         if self.transcript:
-            transcript.debug(
-                ">>> [message: %d octets]", len(payload), extra=record(">>>", Command.DATA_END)
-            )
+            size = sum(map(len, parts))
+            transcript.debug(">>> [message: %d octets]", size, extra=record(">>>", command))
 
-        async def send_payload() -> SMTPResponse:
+        async def send_message() -> SMTPResponse:
             if not smtp.is_connected:
                 # The server closed before the message was sent (smtp-sink -A): a reply
                 # it sent first is its answer; without one, nothing was delivered.
@@ -407,21 +436,21 @@ class Client:
                 except (SMTPException, TimeoutError) as exc:
                     raise e.ConnectionLost(
                         "the server closed the connection before the message was sent",
-                        command=Command.DATA_END,
+                        command=command,
                     ) from exc
             try:
-                await protocol.write_message(payload, END_OF_DATA)
+                await protocol.write_all(*parts)
             except (SMTPException, OSError) as exc:
-                # No final "." went out, so the server cannot have accepted it.
+                # The message's end never went out, so the server cannot have taken it.
                 raise e.ConnectionLost(
                     "the connection was lost while the message was being sent; it was "
-                    "not delivered (the final '.' was never sent)",
-                    command=Command.DATA_END,
+                    "not delivered (its end was never sent)",
+                    command=command,
                 ) from exc
             return await protocol.read_response(timeout=self.timeout)
 
-        await self._run(Command.DATA_END, send_payload())
-        return self._checked(Command.DATA_END)
+        await self._run(command, send_message())
+        return self._checked(command)
 
     async def rset(self) -> Success:
         return await self.command(Command.RSET, b"RSET")
@@ -444,15 +473,24 @@ class Client:
         """Whether the server advertised PIPELINING (RFC 2920) in its last EHLO."""
         return "pipelining" in self.extensions
 
+    @property
+    def uses_chunking(self) -> bool:
+        """Whether ``send()`` uses BDAT: CHUNKING (RFC 3030) offered and ``chunking`` on."""
+        return self.chunking and "chunking" in self.extensions
+
     async def pipeline(
-        self, steps: Sequence[tuple[Command, tuple[bytes, ...], str | None]]
+        self,
+        steps: Sequence[tuple[Command, tuple[bytes, ...], str | None]],
+        *,
+        chunk: bytes = b"",
     ) -> list[Success | e.SMTPError]:
         """Send several commands in one write and classify each reply against its own command.
 
         Returns one result or error *instance* per step, in order (nothing is
         raised for a negative reply).  A 421 ends the exchange: the server is
         closing, so the list is then shorter than ``steps``.  A lost connection
-        or time-out raises, as for a single command.
+        or time-out raises, as for a single command.  ``chunk`` is written right
+        after the lines: the octets of a final ``BDAT`` step.
         """
         smtp = self._require()
         protocol = smtp.reply_protocol
@@ -463,7 +501,7 @@ class Client:
                 log_sent(command, args)
 
         async def write() -> None:
-            protocol.write(lines)
+            await protocol.write_all(lines, chunk)
 
         await self._run(steps[0][0], write())
         for command, _, recipient in steps:

@@ -150,6 +150,7 @@ class SyncClient:
         allow_plaintext_auth: bool = False,
         total_timeout: float | None = 600.0,
         transcript: bool = False,
+        chunking: bool = True,
     ) -> None:
         self.host = host
         self.port = port if port is not None else tls.default_port
@@ -165,6 +166,7 @@ class SyncClient:
             "allow_plaintext_auth": allow_plaintext_auth,
             "total_timeout": total_timeout,
             "transcript": transcript,
+            "chunking": chunking,
         }
         self._session: _Session | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None

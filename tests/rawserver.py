@@ -22,12 +22,17 @@ class RawServer:
         pipelining: bool = False,
         rcpt_reply: bytes = b"250 ok\r\n",
         drop_after: int | None = None,
+        chunking: bool = False,
+        final_reply: bytes = b"250 2.0.0 queued\r\n",
     ) -> None:
         self.trickle = trickle  # seconds between bytes of each reply
         self.endless = endless  # sent forever instead of the greeting
-        self.ehlo = (
-            EHLO.replace(b"250 SIZE", b"250-PIPELINING\r\n250 SIZE") if pipelining else EHLO
-        )
+        self.ehlo = EHLO
+        if pipelining:
+            self.ehlo = self.ehlo.replace(b"250 SIZE", b"250-PIPELINING\r\n250 SIZE")
+        if chunking:
+            self.ehlo = self.ehlo.replace(b"250 SIZE", b"250-CHUNKING\r\n250 SIZE")
+        self.final_reply = final_reply  # to the final "." or BDAT LAST, with a recipient
         self.rcpt_reply = rcpt_reply
         self.drop_after = drop_after  # close after this many octets of message content
         self.received = bytearray()
@@ -76,6 +81,7 @@ class RawServer:
                 await writer.drain()
             return
         await self._reply(writer, b"220 raw.test ESMTP\r\n")
+        recipients = 0
         while True:
             line = await reader.readline()
             if not line:
@@ -84,8 +90,23 @@ class RawServer:
             verb = line[:4].upper()
             if verb == b"EHLO":
                 await self._reply(writer, self.ehlo)
+            elif verb == b"MAIL":
+                recipients = 0
+                await self._reply(writer, b"250 ok\r\n")
             elif verb == b"RCPT":
+                recipients += self.rcpt_reply.startswith(b"2")
                 await self._reply(writer, self.rcpt_reply)
+            elif verb == b"BDAT":
+                # RFC 3030: the chunk is read whatever the answer, to stay in step
+                size = int(line.split()[1])
+                if self.drop_after is not None and size > self.drop_after:
+                    self.received += await reader.readexactly(self.drop_after)
+                    return  # closed mid-chunk
+                self.received += await reader.readexactly(size)
+                if not recipients:
+                    await self._reply(writer, b"554 5.5.1 Error: no valid recipients\r\n")
+                else:
+                    await self._reply(writer, self.final_reply)
             elif verb == b"DATA":
                 # like a careless server: 354 even when no recipient was accepted
                 await self._reply(writer, b"354 go ahead\r\n")
@@ -96,7 +117,7 @@ class RawServer:
                     if self.drop_after is not None and content >= self.drop_after:
                         return  # closed mid-message
                 self.received += b".\r\n"
-                await self._reply(writer, b"250 2.0.0 queued\r\n")
+                await self._reply(writer, self.final_reply)
             elif verb == b"QUIT":
                 await self._reply(writer, b"221 bye\r\n")
                 return
@@ -105,14 +126,26 @@ class RawServer:
 
     def commands(self) -> list[bytes]:
         """The command lines received, message content left out."""
-        lines: list[bytes] = []
+        return [line for line, _ in self._split()]
+
+    def chunks(self) -> list[bytes]:
+        """The octets that followed each BDAT command."""
+        return [content for line, content in self._split() if line.upper().startswith(b"BDAT")]
+
+    def _split(self) -> list[tuple[bytes, bytes]]:
+        """(command line, the content that followed it: DATA's or BDAT's, else b"")."""
+        parts: list[tuple[bytes, bytes]] = []
         data = bytes(self.received)
         while data:
             line, _, data = data.partition(b"\r\n")
-            lines.append(line)
+            content = b""
             if line.upper() == b"DATA":
-                _, _, data = (b"\r\n" + data).partition(b"\r\n.\r\n")
-        return lines
+                content, _, data = (b"\r\n" + data).partition(b"\r\n.\r\n")
+            elif line.upper().startswith(b"BDAT"):
+                size = int(line.split()[1])
+                content, data = data[:size], data[size:]
+            parts.append((line, content))
+        return parts
 
     def message_bodies(self) -> list[bytes]:
         """Each DATA payload as sent, terminator included."""

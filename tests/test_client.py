@@ -82,7 +82,7 @@ ERROR: dict[tuple[Command, int], type[smtpx.SMTPError]] = {
     (Command.HELP, 502): smtpx.CommandNotImplemented,
     (Command.HELP, 504): smtpx.ParameterNotImplemented,
 }
-for _stage in (Command.DATA, Command.DATA_END):
+for _stage in (Command.DATA, Command.DATA_END, Command.BDAT):
     ERROR.update(
         {
             (_stage, 450): smtpx.MailboxBusy,
@@ -168,6 +168,14 @@ async def drive_data_end(
     return await client.data(MESSAGE)
 
 
+async def drive_bdat(server: ScriptedServer, client: smtpx.Client, reply: str) -> smtpx.Success:
+    await client.connect()
+    await client.mail("alice@example.com")
+    await client.rcpt("bob@example.com")
+    server.on("BDAT", reply=reply)
+    return await client.bdat(MESSAGE)
+
+
 def after_connect(verb: str, call: Callable[[smtpx.Client], Awaitable[smtpx.Success]]) -> Drive:
     async def drive(server: ScriptedServer, client: smtpx.Client, reply: str) -> smtpx.Success:
         await client.connect()
@@ -187,6 +195,7 @@ DRIVERS: dict[Command, Drive] = {
     Command.RCPT: drive_rcpt,
     Command.DATA: drive_data,
     Command.DATA_END: drive_data_end,
+    Command.BDAT: drive_bdat,
     Command.RSET: after_connect("RSET", lambda c: c.rset()),
     Command.VRFY: after_connect("VRFY", lambda c: c.vrfy("bob@example.com")),
     Command.EXPN: after_connect("EXPN", lambda c: c.expn("staff")),
@@ -205,6 +214,8 @@ def scripted(ca: LocalCA, command: Command) -> tuple[ScriptedServer, dict[str, A
         server = ScriptedServer(credentials={USER: PASSWORD})
         options = {**PLAIN, "credentials": (USER, PASSWORD), "allow_plaintext_auth": True}
         return server, options
+    if command is Command.BDAT:
+        return ScriptedServer(chunking=True), dict(PLAIN)
     return ScriptedServer(), dict(PLAIN)
 
 
@@ -229,7 +240,7 @@ async def test_positive_reply_is_typed_success(ca: LocalCA, command: Command, co
             assert result.reply.text == f"scripted reply to {command.name}"
             if command is Command.STARTTLS:
                 assert client.encrypted  # the handshake followed the 220
-            if command is Command.DATA_END:
+            if command.ends_message:
                 assert len(server.messages) == 1
         finally:
             client.close()

@@ -475,13 +475,33 @@ POSTFIX_CASES = [
         note="smtpx refuses before MAIL FROM: nothing is sent",
     ),
     Case(
-        "postfix-size-at-limit-end-of-data",
+        "postfix-size-at-limit-bdat",
         POSTFIX,
         f"message of exactly {SIZE_LIMIT} octets passes SIZE at MAIL FROM; with the headers "
-        "Postfix adds it is over the limit: end of DATA → `552 5.3.4 Error: message file "
+        "Postfix adds it is over the limit: the reply to `BDAT {SIZE_LIMIT} LAST` (CHUNKING, "
+        "which Postfix offers and smtpx uses by default) → `552 5.3.4 Error: message file "
         "too big`",
         postfix(action=send_message(message_of(SIZE_LIMIT))),
+        Expect(smtpx.MessageTooLarge, 552, Command.BDAT, "5.3.4"),
+        recipients=(GOOD,),
+        connected=True,
+    ),
+    Case(
+        "postfix-size-at-limit-end-of-data",
+        POSTFIX,
+        "the same with `chunking=False`: end of DATA → `552 5.3.4 Error: message file too big`",
+        postfix(action=send_message(message_of(SIZE_LIMIT)), chunking=False),
         Expect(smtpx.MessageTooLarge, 552, Command.DATA_END, "5.3.4"),
+        recipients=(GOOD,),
+        connected=True,
+    ),
+    Case(
+        "postfix-delivered-with-data",
+        POSTFIX,
+        "`chunking=False`: MAIL, RCPT and DATA pipelined, then the message and its final "
+        "`.` → `250 2.0.0 Ok: queued`",
+        postfix(chunking=False),
+        DELIVERED,
         recipients=(GOOD,),
         connected=True,
     ),

@@ -305,7 +305,7 @@ async def test_partial_recipient_failure_with_aiosmtplib(server: ScriptedServer)
 def test_invalid_rules_rejected() -> None:
     server = ScriptedServer()
     with pytest.raises(ValueError, match="unknown command"):
-        server.on("BDAT", reply="250 OK")
+        server.on("ETRN", reply="250 OK")
     with pytest.raises(ValueError, match="action"):
         server.on("MAIL")
     with pytest.raises(ValueError):

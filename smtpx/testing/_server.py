@@ -22,15 +22,16 @@ __all__ = ["COMMANDS", "ReceivedMessage", "Rule", "ScriptedServer"]
 
 COMMANDS: Final = frozenset(
     {"CONNECT", "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "DATA_END"}
-    | {"RSET", "VRFY", "EXPN", "HELP", "NOOP", "QUIT"}
+    | {"BDAT", "RSET", "VRFY", "EXPN", "HELP", "NOOP", "QUIT"}
 )
 """The names :meth:`ScriptedServer.on` accepts. ``CONNECT`` is the greeting, ``DATA`` the
-reply to the DATA verb (normally 354) and ``DATA_END`` the reply after the final dot."""
+reply to the DATA verb (normally 354), ``DATA_END`` the reply after the final dot and
+``BDAT`` the reply to a ``BDAT ... LAST`` chunk (with ``chunking=True``)."""
 
 
 @attrs.frozen
 class ReceivedMessage:
-    """A message the server accepted (answered with a 2xx reply after the final ".").
+    """A message the server accepted (a 2xx reply after the final "." or BDAT LAST).
 
     ``data`` is the message content as received, dot-unstuffed, with CRLF line endings.
     Options are the ESMTP parameters of MAIL and RCPT, upper-cased by aiosmtpd.
@@ -104,7 +105,7 @@ class Rule:
 
     @property
     def records(self) -> bool:
-        """For DATA_END: whether the message counts as received."""
+        """For DATA_END and BDAT: whether the message counts as received."""
         if self.record is not None:
             return self.record
         sent = self.reply.encode() if self.reply is not None else (self.raw or b"")
@@ -122,7 +123,7 @@ async def _forever() -> NoReturn:
 
 
 class _Handler:
-    """aiosmtpd handler: EHLO extension list, AUTH check and DATA_END rules."""
+    """aiosmtpd handler: EHLO extension list, AUTH check and DATA_END / BDAT rules."""
 
     def __init__(self, scripted: ScriptedServer) -> None:
         self._scripted = scripted
@@ -139,12 +140,18 @@ class _Handler:
         kept = [line for line in lines if line[4:].split(" ")[0].upper() not in hidden]
         if self._scripted.pipelining:
             kept.insert(1, "250-PIPELINING")
+        if self._scripted.chunking:
+            kept.insert(1, "250-CHUNKING")
         return kept
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(smtp, _ScriptedSMTP)
+        return await self.finish(smtp, envelope, "DATA_END")
+
+    async def finish(self, smtp: _ScriptedSMTP, envelope: Envelope, command: str) -> str:
+        """The end of a message (DATA_END or BDAT): record it and reply, by the rules."""
         data = envelope.original_content or b""
-        rule = self._scripted._take("DATA_END", data.decode("utf-8", "replace"))
+        rule = self._scripted._take(command, data.decode("utf-8", "replace"))
         if rule is None or rule.records:
             message = ReceivedMessage(
                 mail_from=envelope.mail_from or "",
@@ -179,6 +186,7 @@ class _ScriptedSMTP(SMTP):
     def __init__(self, scripted: ScriptedServer, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, loop=asyncio.get_running_loop(), **kwargs)
         self._scripted = scripted
+        self._handler_ref = handler
         self._greeted = False
         self._no_service = False  # after a 554 greeting only QUIT is served
         self._in_data = False
@@ -186,8 +194,9 @@ class _ScriptedSMTP(SMTP):
         self._swallow = False
         self._mute_next = False
         methods: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
+        self._chunks = bytearray()  # BDAT chunks of the message so far
         for verb, method in list(methods.items()):
-            if verb in COMMANDS:
+            if verb in COMMANDS and verb != "BDAT":  # BDAT takes its rule after the chunk
                 methods[verb] = self._scripted_method(verb, method)
 
     def _scripted_method(
@@ -215,6 +224,39 @@ class _ScriptedSMTP(SMTP):
                 await self._perform(rule)
 
         return dispatch
+
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        """CHUNKING (RFC 3030), which aiosmtpd lacks.  The chunk is read before any
+        answer, whatever the answer, or its octets would be taken for commands."""
+        if not self._scripted.chunking:
+            await self.push("500 5.5.2 Error: command not recognized")
+            return
+        size, _, last = (arg or "").partition(" ")
+        if not size.isdigit() or last.strip().upper() not in ("", "LAST"):
+            await self.push("501 5.5.4 Syntax: BDAT size [LAST]")
+            return
+        try:
+            self._chunks += await self._reader.readexactly(int(size))
+        except asyncio.IncompleteReadError:
+            return  # the client went away mid-chunk
+        if not last:
+            await self.push("250 2.0.0 Ok: chunk received")
+            return
+        data, self._chunks = bytes(self._chunks), bytearray()
+        envelope = self.envelope
+        assert envelope is not None
+        limit = self._scripted.size_limit
+        if envelope.mail_from is None:
+            status = "503 5.5.1 Error: need MAIL command"
+        elif not envelope.rcpt_tos:
+            status = "554 5.5.1 Error: no valid recipients"
+        elif limit is not None and len(data) > limit:
+            status = "552 5.3.4 Error: message file too big"
+        else:
+            envelope.original_content = data
+            status = await self._handler_ref.finish(self, envelope, "BDAT")
+        self.envelope = self._create_envelope()  # the transaction is over either way
+        await self.push(status)
 
     async def _run(
         self, verb: str, method: Callable[[str | None], Awaitable[None]], arg: str | None
@@ -314,6 +356,8 @@ class ScriptedServer:
     :param smtputf8: advertise SMTPUTF8 (when hidden, non-ASCII commands get 500).
     :param eightbitmime: advertise 8BITMIME (BODY=8BITMIME is accepted either way).
     :param pipelining: advertise PIPELINING (commands are always processed in order).
+    :param chunking: advertise CHUNKING and accept ``BDAT`` (RFC 3030), which plain
+        aiosmtpd does not; rules for ``"BDAT"`` answer the ``BDAT ... LAST`` chunk.
     """
 
     def __init__(
@@ -328,6 +372,7 @@ class ScriptedServer:
         smtputf8: bool = True,
         eightbitmime: bool = True,
         pipelining: bool = True,
+        chunking: bool = False,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -340,10 +385,11 @@ class ScriptedServer:
         self.smtputf8 = smtputf8
         self.eightbitmime = eightbitmime
         self.pipelining = pipelining
+        self.chunking = chunking
         self.host = "127.0.0.1"
         self.port = 0
         self.messages: list[ReceivedMessage] = []
-        """Messages accepted at DATA_END, in order."""
+        """Messages accepted at DATA_END or BDAT, in order."""
         self.transcript: list[bytes] = []
         """Command lines received (without CRLF; AUTH responses included, message
         content excluded), in order, across connections."""
@@ -374,10 +420,10 @@ class ScriptedServer:
         one means the command is refused and has no effect.
 
         :param match: apply only if the argument line (e.g. ``FROM:<a@b> SIZE=10``;
-            the message content for DATA_END; empty for CONNECT and DATA) contains
+            the message content for DATA_END and BDAT; empty for CONNECT and DATA) contains
             this, case-insensitively.
         :param times: apply only the first *times* matches, then fall through.
-        :param record: DATA_END only: whether the message counts as received. By
+        :param record: DATA_END and BDAT only: whether the message counts as received. By
             default it does if the reply (or raw) starts with "2"; use ``close=True,
             record=True`` for "accepted, but the reply was lost".
         :returns: the :class:`Rule`; rules are tried in the order they were added and
@@ -392,8 +438,8 @@ class ScriptedServer:
             raise ValueError("give close or hang, not both")
         if reply is None and raw is None and not (close or hang):
             raise ValueError("a rule needs an action: reply, raw, close or hang")
-        if record is not None and command != "DATA_END":
-            raise ValueError("record applies to DATA_END rules only")
+        if record is not None and command not in ("DATA_END", "BDAT"):
+            raise ValueError("record applies to DATA_END and BDAT rules only")
         if times is not None and times < 1:
             raise ValueError("times must be >= 1 or None")
         rule = Rule(command, reply, close, hang, raw, match, times, record)
