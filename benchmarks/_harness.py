@@ -312,6 +312,13 @@ def start_aiosmtpd(processes: Processes) -> Server:
     return Server("aiosmtpd", port, proc, pipelining=False)
 
 
+def start_aiosmtpd_chunking(processes: Processes) -> Server:
+    """aiosmtpd with PIPELINING and CHUNKING (``smtpx.testing.ScriptedServer``)."""
+    proc, port = _start_python_helper(processes, "aiosmtpd_sink.py", "--chunking")
+    wait_for_greeting(port, proc)
+    return Server("aiosmtpd +CHUNKING", port, proc, pipelining=True)
+
+
 def start_proxy(processes: Processes, target: Server, rtt_ms: float) -> Server:
     """A delaying TCP proxy in front of ``target``: each chunk waits rtt/2 each way."""
     proc, port = _start_python_helper(

@@ -5,8 +5,9 @@
     worker.py memory CLIENT --port P --message FILE
     worker.py classify [--iterations N]
 
-CLIENT is ``smtpx`` (one ``smtpx.Client``), ``smtpx-prepared`` (the same, envelope built
-once: a diagnostic), ``smtpx-pool`` (``smtpx.Pool`` of C),
+CLIENT is ``smtpx`` (one ``smtpx.Client``), ``smtpx-data`` (the same with
+``chunking=False``), ``smtpx-prepared`` (the same, envelope built once: a diagnostic),
+``smtpx-pool`` (``smtpx.Pool`` of C),
 ``aiosmtplib`` (one ``aiosmtplib.SMTP``, ``sendmail`` loop), ``aiosmtplib-multi``
 (C tasks, each with its own ``aiosmtplib.SMTP``) or ``smtplib`` (stdlib, one connection).
 
@@ -63,7 +64,16 @@ def _smtpx_options() -> dict[str, Any]:
 
 
 async def open_smtpx(port: int, message: bytes, _c: int) -> tuple[Send, Callable[[], Any]]:
-    client = smtpx.Client(HOST, port, **_smtpx_options())
+    return await _open_smtpx(port, message)
+
+
+async def open_smtpx_data(port: int, message: bytes, _c: int) -> tuple[Send, Callable[[], Any]]:
+    """smtpx with ``chunking=False``: DATA even where the server offers CHUNKING."""
+    return await _open_smtpx(port, message, chunking=False)
+
+
+async def _open_smtpx(port: int, message: bytes, **options: Any) -> tuple[Send, Callable[[], Any]]:
+    client = smtpx.Client(HOST, port, **_smtpx_options(), **options)
     await client.connect()
 
     async def send() -> None:
@@ -155,6 +165,7 @@ async def open_aiosmtplib_multi(
 
 OPENERS = {
     "smtpx": open_smtpx,
+    "smtpx-data": open_smtpx_data,
     "smtpx-prepared": open_smtpx_prepared,
     "smtpx-pool": open_smtpx_pool,
     "aiosmtplib": open_aiosmtplib,
@@ -182,7 +193,7 @@ async def drive(send: Send, count: int, feeders: int, deadline: float) -> int:
 async def throughput_async(args: argparse.Namespace, message: bytes) -> dict[str, Any]:
     opener = OPENERS[args.client]
     send, close = await opener(args.port, message, args.concurrency)
-    single = args.client in ("smtpx", "smtpx-prepared", "aiosmtplib")
+    single = args.client in ("smtpx", "smtpx-data", "smtpx-prepared", "aiosmtplib")
     feeders = args.feeders or (1 if single else args.concurrency)
     try:
         warm_deadline = time.perf_counter() + args.max_seconds
