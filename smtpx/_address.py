@@ -7,6 +7,7 @@ CR or LF in an address would inject a command: we refuse both with
 
 from __future__ import annotations
 
+import functools
 import re
 
 from smtpx.errors import InvalidEnvelope
@@ -35,26 +36,37 @@ def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
         raise InvalidEnvelope(f"the {role} must be a str, not {type(address).__name__}")
     if address == "" and allow_null:
         return address
+    problem = _problem(address)
+    if problem is not None:
+        raise InvalidEnvelope(problem.replace(_ROLE, role))
+    return address
+
+
+_ROLE = "\0role\0"  # stands for the role in a cached message; repr() never yields a NUL
+
+
+@functools.lru_cache(maxsize=4096)
+def _problem(address: str) -> str | None:
+    """What is wrong with ``address``, or None.  Cached: each address of a message is
+    checked when the envelope is built and again when its command is written."""
     if _CONTROL.search(address):
-        raise InvalidEnvelope(
-            f"the {role} address {address!r} contains a control character (CR, LF, NUL, ...)"
-        )
+        return f"the {_ROLE} address {address!r} contains a control character (CR, LF, NUL, ...)"
     if address.startswith("<") or address.endswith(">"):
-        raise InvalidEnvelope(f"give the {role} address without angle brackets: {address!r}")
+        return f"give the {_ROLE} address without angle brackets: {address!r}"
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
-        raise InvalidEnvelope(f"the {role} address {address!r} is not of the form local@domain")
+        return f"the {_ROLE} address {address!r} is not of the form local@domain"
     if not _LOCAL.fullmatch(local):
-        raise InvalidEnvelope(f"the {role} address {address!r} has an invalid local part")
+        return f"the {_ROLE} address {address!r} has an invalid local part"
     if not _DOMAIN.fullmatch(domain):
-        raise InvalidEnvelope(f"the {role} address {address!r} has an invalid domain")
+        return f"the {_ROLE} address {address!r} has an invalid domain"
     if len(local.encode()) > MAX_LOCAL_PART:
-        raise InvalidEnvelope(f"the {role} address's local part is over {MAX_LOCAL_PART} octets")
+        return f"the {_ROLE} address's local part is over {MAX_LOCAL_PART} octets"
     if len(domain.encode()) > MAX_DOMAIN:
-        raise InvalidEnvelope(f"the {role} address's domain is over {MAX_DOMAIN} octets")
+        return f"the {_ROLE} address's domain is over {MAX_DOMAIN} octets"
     if len(address.encode()) + 2 > MAX_PATH:
-        raise InvalidEnvelope(f"the {role} address is over {MAX_PATH - 2} octets")
-    return address
+        return f"the {_ROLE} address is over {MAX_PATH - 2} octets"
+    return None
 
 
 def check_hostname(hostname: str) -> str:

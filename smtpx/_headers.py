@@ -20,6 +20,9 @@ ENVELOPE_FIELDS = ("sender", "from", "to", "cc", "bcc")
 # email.feedparser's headerRE: a header line, a continuation, or a Unix "From " line.
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The common case, read in two regex passes: no folding, no "From " line, no stray line.
+_SIMPLE_BLOCK = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r\n)*")
+_ENVELOPE_FIELD = re.compile(rb"^(sender|from|to|cc|bcc):[ \t]*([^\r\n]*)\r\n", re.I | re.M)
 
 
 def header_block(data: bytes) -> bytes:
@@ -37,6 +40,11 @@ def field_values(head: bytes) -> dict[str, list[bytes]]:
     that is not a header; "From " lines and a leading continuation are skipped;
     a folded value keeps its CRLFs.
     """
+    if _SIMPLE_BLOCK.fullmatch(head):  # one line per field, every line a header
+        found: dict[str, list[bytes]] = {}
+        for field, value in _ENVELOPE_FIELD.findall(head):
+            found.setdefault(field.lower().decode("ascii"), []).append(value)
+        return found
     values: dict[str, list[bytes]] = {}
     name: str | None = None  # the field being read, if it is an envelope field
     current: list[bytes] = []

@@ -43,6 +43,8 @@ def command_line(args: Iterable[bytes]) -> bytes:
 
 
 _SLICE = 64 * 1024  # octets per write of a large message
+_READ_SIZE = 64 * 1024  # octets per read from the socket
+MAX_UNREAD = 1024 * 1024  # reply octets kept unread; a thousand pipelined replies fit
 
 
 def _expire(waiter: asyncio.Future[SMTPResponse]) -> None:
@@ -50,22 +52,44 @@ def _expire(waiter: asyncio.Future[SMTPResponse]) -> None:
         waiter.set_exception(SMTPReadTimeoutError("Timed out waiting for server response"))
 
 
-class ReplyProtocol(SMTPProtocol):
+class ReplyProtocol(SMTPProtocol, asyncio.BufferedProtocol):
     """``SMTPProtocol`` whose replies are parsed strictly and handed to ``on_reply``."""
 
     def __init__(self, on_reply: Callable[[Reply], None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_reply = on_reply
+        self._read_into = memoryview(bytearray(_READ_SIZE))
+
+    # A buffered protocol: the transport reads into one buffer we own.  With plain
+    # data_received(), asyncio allocates a 256 KiB bytes object per read (an
+    # mmap, mremap and munmap per reply once glibc's threshold has settled low).
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_into
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_into[:nbytes])
 
     # aiosmtplib drops bytes that arrive while no reply is awaited, and parses only
     # one reply per chunk.  With PIPELINING (RFC 2920) several replies arrive at
     # once, so we keep every byte and serve buffered replies first.
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
         waiter = self._response_waiter
         if waiter is None:
             return  # connection already lost
         self._buffer.extend(data)
+        if len(self._buffer) > MAX_UNREAD:
+            # A server streaming between our commands must not grow the buffer forever:
+            # stop reading, and the next read gets the error.
+            raw = bytes(self._buffer[:200])
+            del self._buffer[:]
+            if self.transport is not None:
+                self.transport.pause_reading()  # type: ignore[attr-defined]
+            if not waiter.done():
+                error = ProtocolError(f"over {MAX_UNREAD} octets that answer nothing", raw=raw)
+                self._set_response_exception(waiter, error)
+            return
         if self._response_pending and not waiter.done():
             try:
                 response = self._read_response_from_buffer()

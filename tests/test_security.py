@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import ssl
@@ -302,6 +303,32 @@ async def test_endless_reply_is_a_protocol_error(endless: bytes) -> None:
     async with RawServer(endless=endless) as server:
         with pytest.raises(smtpx.ProtocolError):
             await smtpx.send(HEAD, host=server.host, port=server.port, timeout=5, **PLAIN)
+
+
+async def test_a_server_streaming_between_commands_cannot_exhaust_memory() -> None:
+    # 250 to NOOP, then 2 MiB that answer nothing, while the client sends nothing.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 flood.test\r\n")
+        while line := await reader.readline():
+            if line.startswith(b"NOOP"):
+                writer.write(b"250 ok\r\n" + b"250 junk\r\n" * 200_000)
+            else:
+                writer.write(b"250 flood.test\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, smtpx.Client("127.0.0.1", port, **PLAIN) as client:
+        assert (await client.noop()).code == 250
+        assert client._smtp is not None
+        transport = client._smtp.reply_protocol.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        async with asyncio.timeout(5):
+            while transport.is_reading():  # until the 1 MiB cap stops reading
+                await asyncio.sleep(0.01)
+        with pytest.raises(smtpx.ProtocolError, match="answer nothing"):
+            await client.noop()
+        assert not client.connected
 
 
 async def test_trickling_server_cannot_hold_a_send_past_its_total_timeout() -> None:
