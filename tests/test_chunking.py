@@ -8,6 +8,7 @@ same path against Postfix.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,6 +29,12 @@ SENT_BODY = b".leading dot\r\nbare LF\r\nend\r\n"  # normalised, not dot-stuffed
 @pytest.fixture(params=[True, False], ids=["pipelined", "lock-step"])
 def pipelining(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
+
+
+@pytest.fixture
+async def server(pipelining: bool) -> AsyncIterator[ScriptedServer]:
+    async with ScriptedServer(chunking=True, pipelining=pipelining) as scripted:
+        yield scripted
 
 
 async def test_the_message_goes_as_one_bdat_chunk(pipelining: bool) -> None:
@@ -63,34 +70,34 @@ async def test_chunking_false_keeps_data(pipelining: bool) -> None:
     assert server.message_bodies() == [SENT + b"." + SENT_BODY + b".\r\n"]
 
 
-async def test_partial_refusal_stays_exact(pipelining: bool) -> None:
-    async with ScriptedServer(chunking=True, pipelining=pipelining) as server:
-        server.on("RCPT", reply="550 5.1.1 <c@example.com>: no such user", match="c@")
-        async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-            result = await client.send(HEAD + BODY)
-            assert result.accepted == ("b@example.com", "d@example.com")
-            assert isinstance(result.rejected["c@example.com"], smtpx.NoSuchMailbox)
-            assert (await client.noop()).code == 250  # still in step
+async def test_partial_refusal_stays_exact(server: ScriptedServer) -> None:
+    server.on("RCPT", reply="550 5.1.1 <c@example.com>: no such user", match="c@")
+    async with smtpx.Client(server.host, server.port, **PLAIN) as client:
+        result = await client.send(HEAD + BODY)
+        assert result.accepted == ("b@example.com", "d@example.com")
+        assert isinstance(result.rejected["c@example.com"], smtpx.NoSuchMailbox)
+        assert (await client.noop()).code == 250  # still in step
     (received,) = server.messages
     assert received.rcpt_tos == ("b@example.com", "d@example.com")
     assert received.data == SENT + SENT_BODY
 
 
-async def test_all_refused_reports_the_refusals_not_the_bdat_reply(pipelining: bool) -> None:
-    async with ScriptedServer(chunking=True, pipelining=pipelining) as server:
-        server.on("RCPT", reply="550 5.1.1 no such user")
-        async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-            with pytest.raises(smtpx.AllRecipientsRejected) as caught:
-                await client.send(HEAD + BODY)
-            assert set(caught.value.rejected) == {
-                "b@example.com",
-                "c@example.com",
-                "d@example.com",
-            }
-            assert caught.value.undelivered == ()
-            server.clear()
-            result = await client.send(HEAD + BODY)  # the session is still in step
-            assert len(result.accepted) == 3
+async def test_all_refused_reports_the_refusals_not_the_bdat_reply(
+    server: ScriptedServer, pipelining: bool
+) -> None:
+    server.on("RCPT", reply="550 5.1.1 no such user")
+    async with smtpx.Client(server.host, server.port, **PLAIN) as client:
+        with pytest.raises(smtpx.AllRecipientsRejected) as caught:
+            await client.send(HEAD + BODY)
+        assert set(caught.value.rejected) == {
+            "b@example.com",
+            "c@example.com",
+            "d@example.com",
+        }
+        assert caught.value.undelivered == ()
+        server.clear()
+        result = await client.send(HEAD + BODY)  # the session is still in step
+        assert len(result.accepted) == 3
     assert len(server.messages) == 1
     chunks = [line for line in server.transcript if line.startswith(b"BDAT")]
     # pipelined, the small message went with the RCPTs (the server read and refused it);
@@ -98,23 +105,21 @@ async def test_all_refused_reports_the_refusals_not_the_bdat_reply(pipelining: b
     assert len(chunks) == (2 if pipelining else 1)
 
 
-async def test_a_refused_sender_is_raised_and_the_session_kept(pipelining: bool) -> None:
-    async with ScriptedServer(chunking=True, pipelining=pipelining) as server:
-        server.on("MAIL", reply="550 5.7.1 sender blocked", times=1)
-        async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-            with pytest.raises(smtpx.MailboxUnavailable) as caught:
-                await client.send(HEAD + BODY)
-            assert caught.value.command is Command.MAIL
-            assert len((await client.send(HEAD + BODY)).accepted) == 3
+async def test_a_refused_sender_is_raised_and_the_session_kept(server: ScriptedServer) -> None:
+    server.on("MAIL", reply="550 5.7.1 sender blocked", times=1)
+    async with smtpx.Client(server.host, server.port, **PLAIN) as client:
+        with pytest.raises(smtpx.MailboxUnavailable) as caught:
+            await client.send(HEAD + BODY)
+        assert caught.value.command is Command.MAIL
+        assert len((await client.send(HEAD + BODY)).accepted) == 3
     assert len(server.messages) == 1
 
 
-async def test_a_bdat_refusal_is_typed_and_names_bdat(pipelining: bool) -> None:
-    async with ScriptedServer(chunking=True, pipelining=pipelining) as server:
-        server.on("BDAT", reply="452 4.3.1 Insufficient system storage")
-        async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-            with pytest.raises(smtpx.InsufficientStorage) as caught:
-                await client.send(HEAD + BODY)
+async def test_a_bdat_refusal_is_typed_and_names_bdat(server: ScriptedServer) -> None:
+    server.on("BDAT", reply="452 4.3.1 Insufficient system storage")
+    async with smtpx.Client(server.host, server.port, **PLAIN) as client:
+        with pytest.raises(smtpx.InsufficientStorage) as caught:
+            await client.send(HEAD + BODY)
     error = caught.value
     assert error.command is Command.BDAT and error.retryable
     assert "BDAT LAST" in str(error)
@@ -122,12 +127,11 @@ async def test_a_bdat_refusal_is_typed_and_names_bdat(pipelining: bool) -> None:
     assert server.messages == []
 
 
-async def test_a_loss_after_the_chunk_is_delivery_unknown(pipelining: bool) -> None:
-    async with ScriptedServer(chunking=True, pipelining=pipelining) as server:
-        server.on("BDAT", close=True, record=True)  # accepted, then the reply was lost
-        client = smtpx.Client(server.host, server.port, **PLAIN)
-        with pytest.raises(smtpx.DeliveryUnknown) as caught:
-            await client.send(HEAD + BODY)
+async def test_a_loss_after_the_chunk_is_delivery_unknown(server: ScriptedServer) -> None:
+    server.on("BDAT", close=True, record=True)  # accepted, then the reply was lost
+    client = smtpx.Client(server.host, server.port, **PLAIN)
+    with pytest.raises(smtpx.DeliveryUnknown) as caught:
+        await client.send(HEAD + BODY)
     assert caught.value.command is Command.BDAT
     assert len(server.messages) == 1  # which is why it is not retried by default
 

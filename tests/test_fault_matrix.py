@@ -413,6 +413,32 @@ def postfix_recipient_cases() -> Iterator[Case]:
         )
 
 
+def postfix_size_at_limit_cases() -> Iterator[Case]:
+    """A message of exactly SIZE_LIMIT octets passes SIZE at MAIL FROM; with the headers
+    Postfix adds it is over: refused where the message ends, with BDAT or with DATA."""
+    for name, chunking, command, how in (
+        (
+            "bdat",
+            True,
+            Command.BDAT,
+            f"the reply to `BDAT {SIZE_LIMIT} LAST` (CHUNKING, "
+            "which Postfix offers and smtpx uses by default)",
+        ),
+        ("end-of-data", False, Command.DATA_END, "with `chunking=False`, end of DATA"),
+    ):
+        yield Case(
+            f"postfix-size-at-limit-{name}",
+            POSTFIX,
+            f"message of exactly {SIZE_LIMIT} octets passes SIZE at MAIL FROM; with the "
+            f"headers Postfix adds it is over the limit: {how} → `552 5.3.4 Error: message "
+            "file too big`",
+            postfix(action=send_message(message_of(SIZE_LIMIT)), chunking=chunking),
+            Expect(smtpx.MessageTooLarge, 552, command, "5.3.4"),
+            recipients=(GOOD,),
+            connected=True,
+        )
+
+
 def postfix_sender_cases() -> Iterator[Case]:
     errors: dict[str, type[smtpx.SMTPError]] = {
         "hard553sender": smtpx.MailboxNameInvalid,
@@ -474,27 +500,7 @@ POSTFIX_CASES = [
         connected=True,
         note="smtpx refuses before MAIL FROM: nothing is sent",
     ),
-    Case(
-        "postfix-size-at-limit-bdat",
-        POSTFIX,
-        f"message of exactly {SIZE_LIMIT} octets passes SIZE at MAIL FROM; with the headers "
-        "Postfix adds it is over the limit: the reply to `BDAT {SIZE_LIMIT} LAST` (CHUNKING, "
-        "which Postfix offers and smtpx uses by default) → `552 5.3.4 Error: message file "
-        "too big`",
-        postfix(action=send_message(message_of(SIZE_LIMIT))),
-        Expect(smtpx.MessageTooLarge, 552, Command.BDAT, "5.3.4"),
-        recipients=(GOOD,),
-        connected=True,
-    ),
-    Case(
-        "postfix-size-at-limit-end-of-data",
-        POSTFIX,
-        "the same with `chunking=False`: end of DATA → `552 5.3.4 Error: message file too big`",
-        postfix(action=send_message(message_of(SIZE_LIMIT)), chunking=False),
-        Expect(smtpx.MessageTooLarge, 552, Command.DATA_END, "5.3.4"),
-        recipients=(GOOD,),
-        connected=True,
-    ),
+    *postfix_size_at_limit_cases(),
     Case(
         "postfix-delivered-with-data",
         POSTFIX,
