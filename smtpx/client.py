@@ -9,17 +9,14 @@ an ``smtpx`` error, with the original kept as ``__cause__``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
-import hmac
 import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-import attrs
 from aiosmtplib.errors import (
     SMTPConnectResponseError,
     SMTPException,
@@ -27,9 +24,10 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.response import SMTPResponse
 
-from smtpx import _transaction
+from smtpx import _auth, _transaction
 from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_arg, text_arg
+from smtpx._auth import Credentials
 from smtpx._classify import classify
 from smtpx._commands import Command
 from smtpx._data import END_OF_DATA, encode_data, normalize
@@ -39,26 +37,8 @@ from smtpx._tls import TLSMode, default_context
 from smtpx._transcript import log_reply, log_sent, record, transcript
 from smtpx._translate import translate
 from smtpx._wire import Transport, command_line
-from smtpx.results import AuthChallenge, Authenticated, Ready, SendResult, StartData, Success
+from smtpx.results import Authenticated, Ready, SendResult, StartData, Success
 from smtpx.retry import RetryPolicy, send_with_retry
-
-
-@attrs.frozen(repr=False)
-class Credentials:
-    """A user name and password; the password never appears in a repr or a log."""
-
-    username: str
-    password: str = attrs.field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"Credentials(username={self.username!r}, password='***')"
-
-
-# Mechanisms we implement, best first.  Over TLS the password is protected by
-# the channel, so PLAIN is preferred; without TLS (explicit opt-in only),
-# CRAM-MD5 at least keeps the password itself off the wire.
-_MECHANISMS_TLS = ("PLAIN", "LOGIN", "CRAM-MD5")
-_MECHANISMS_PLAINTEXT = ("CRAM-MD5", "PLAIN", "LOGIN")
 
 
 @functools.cache
@@ -299,64 +279,7 @@ class Client:
 
     async def login(self) -> Authenticated:
         """AUTH with the best mechanism both sides know; the server's reply decides."""
-        credentials = self._credentials
-        if credentials is None:
-            raise e.UsageError("login() needs credentials", command=Command.AUTH)
-        if not self.encrypted and not self.allow_plaintext_auth:
-            raise e.PlaintextAuthRefused(
-                "pass allow_plaintext_auth=True to send credentials without TLS",
-                command=Command.AUTH,
-            )
-        offered = self.auth_mechanisms
-        if not offered:
-            raise e.AuthNotOffered(
-                f"{self.host}:{self.port} advertises no AUTH mechanism", command=Command.AUTH
-            )
-        preference = _MECHANISMS_TLS if self.encrypted else _MECHANISMS_PLAINTEXT
-        mechanism = next((m for m in preference if m in offered), None)
-        if mechanism is None:
-            raise e.AuthMechanismTooWeak(
-                f"the server offers AUTH {' '.join(offered) or '(nothing)'}; "
-                f"smtpx implements {', '.join(_MECHANISMS_TLS)}",
-                command=Command.AUTH,
-            )
-        return await self._authenticate(mechanism, credentials)
-
-    async def _authenticate(self, mechanism: str, credentials: Credentials) -> Authenticated:
-        user, password = credentials.username.encode(), credentials.password.encode()
-        b64 = base64.b64encode
-        if mechanism == "PLAIN":
-            result = await self.command(
-                Command.AUTH, b"AUTH", b"PLAIN", b64(b"\0%s\0%s" % (user, password))
-            )
-        elif mechanism == "LOGIN":
-            await self._challenge(await self.command(Command.AUTH, b"AUTH", b"LOGIN"))
-            await self._challenge(await self.command(Command.AUTH, b64(user)))
-            result = await self.command(Command.AUTH, b64(password))
-        else:
-            challenge = await self._challenge(
-                await self.command(Command.AUTH, b"AUTH", b"CRAM-MD5")
-            )
-            digest = hmac.new(password, base64.b64decode(challenge.reply.text), "md5").hexdigest()
-            result = await self.command(Command.AUTH, b64(user + b" " + digest.encode()))
-        if not isinstance(result, Authenticated):
-            self.close()
-            raise e.UnexpectedReply(
-                "the server asked for more AUTH steps than the mechanism has",
-                command=Command.AUTH,
-                reply=result.reply,
-            )
-        return result
-
-    async def _challenge(self, result: Success) -> AuthChallenge:
-        if not isinstance(result, AuthChallenge):
-            self.close()
-            raise e.UnexpectedReply(
-                "the server ended the AUTH exchange early",
-                command=Command.AUTH,
-                reply=result.reply,
-            )
-        return result
+        return await _auth.login(self, self._credentials)
 
     async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
         """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""

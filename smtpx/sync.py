@@ -25,10 +25,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from smtpx import errors as e
+from smtpx._auth import Credentials
 from smtpx._message import MessageInput
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode
-from smtpx.client import Client, Credentials, send
+from smtpx.client import Client, send
 from smtpx.results import Ready, SendResult
 from smtpx.retry import RetryPolicy
 

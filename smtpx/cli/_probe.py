@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from smtpx import errors as e
+from smtpx._auth import Credentials
 from smtpx._commands import Command
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode
@@ -28,7 +29,7 @@ from smtpx.cli._common import (
     tls_options,
     tone,
 )
-from smtpx.client import Client, Credentials
+from smtpx.client import Client
 from smtpx.results import SUCCESS_TYPES
 
 
