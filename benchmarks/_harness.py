@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import pwd
-import random
 import resource
 import shutil
 import signal
@@ -27,6 +26,10 @@ from typing import Any
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' free-port finder, shared
+
+from ports import NoFreePort, find_free_ports, port_is_free  # noqa: E402
+
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 SINK_USER = "nobody"  # smtp-sink refuses to run as root without -u
 SENDER = "bench@example.com"
@@ -125,35 +128,12 @@ def install_signal_handlers() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def port_is_free(port: int) -> bool:
-    """Nothing listens on ``port`` (on 127.0.0.1 nor the wildcard).  Binds without
-    SO_REUSEPORT, so an smtp-sink (which sets it) already there counts as taken."""
-    for address in (HOST, "0.0.0.0"):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
-
-
-def _ephemeral_low() -> int:
-    try:
-        low, _high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low)
-    except (OSError, ValueError):
-        return 32768
-
-
 def free_port() -> int:
     """A free port below the ephemeral range (so no client connection can hold it)."""
-    low = _ephemeral_low()
-    for _ in range(200):
-        port = random.randrange(20000, min(low, 32768) - 1)
-        if port_is_free(port):
-            return port
-    raise HarnessError("no free port found in 200 tries")
+    try:
+        return find_free_ports(1, HOST)[0]
+    except NoFreePort as exc:
+        raise HarnessError(str(exc)) from exc
 
 
 def read_greeting(port: int, timeout: float = 2.0) -> bytes:

@@ -52,7 +52,6 @@ import contextlib
 import grp
 import os
 import pwd
-import random
 import shutil
 import signal
 import socket
@@ -67,6 +66,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 import pytest
+from ports import NoFreePort, find_free_ports
 
 __all__ = [
     "RECIPIENT_REPLIES",
@@ -175,48 +175,6 @@ def require_real_servers(server: str) -> None:
 # ---------------------------------------------------------------------------------------
 # Ports
 # ---------------------------------------------------------------------------------------
-
-
-def _ephemeral_low() -> int:
-    try:
-        low, _high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low)
-    except (OSError, ValueError):
-        return 32768
-
-
-def port_is_free(port: int, host: str = HOST) -> bool:
-    """Whether a server could listen on *host*:*port*: nothing bound there nor on the
-    wildcard address.  Binds with SO_REUSEADDR (as Postfix and smtp-sink do, so leftover
-    TIME_WAIT connections do not count) but without SO_REUSEPORT, so a listener that used
-    SO_REUSEPORT (as smtp-sink does) still makes the port count as taken."""
-    for address in (host, "0.0.0.0"):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
-
-
-def find_free_ports(count: int, host: str = HOST) -> list[int]:
-    """*count* distinct free TCP ports on *host*, taken below the ephemeral range (so
-    that outgoing connections do not grab them in the meantime) when possible."""
-    low, high = 20000, min(_ephemeral_low(), 32768) - 1
-    ports: list[int] = []
-    for _ in range(2000):
-        if len(ports) == count:
-            return ports
-        if high - low > 1000:
-            port = random.randint(low, high)
-        else:  # odd port range: let the kernel pick
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((host, 0))
-                port = int(sock.getsockname()[1])
-        if port not in ports and port_is_free(port, host):
-            ports.append(port)
-    raise RealServerError(f"could not find {count} free ports on {host}")
 
 
 def _listening_inodes(port: int) -> set[str]:
@@ -939,7 +897,7 @@ def postfix_server() -> Iterator[PostfixServer]:
     require_real_servers("postfix")
     try:
         server = start_postfix()
-    except RealServerError as exc:
+    except (RealServerError, NoFreePort) as exc:
         pytest.fail(f"could not start Postfix: {exc}")
     try:
         yield server
@@ -957,7 +915,7 @@ def smtp_sink() -> Iterator[SmtpSinkFactory]:
     def factory(*flags: str, backlog: int = 64) -> SmtpSink:
         try:
             sink = start_smtp_sink(*flags, backlog=backlog)
-        except RealServerError as exc:
+        except (RealServerError, NoFreePort) as exc:
             pytest.fail(str(exc))
         sinks.append(sink)
         return sink

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import pytest
 from faultproxy import FaultProxy
+from ports import find_free_ports
 from realservers import (
     RECIPIENT_REPLIES,
     SENDER_REPLIES,
@@ -35,7 +36,6 @@ from realservers import (
     PostfixServer,
     SmtpSink,
     SmtpSinkFactory,
-    find_free_ports,
     require_real_servers,
 )
 from tls_ca import LocalCA

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import aiosmtplib
 import pytest
+from ports import port_is_free
 from realservers import (
     RECIPIENT_REPLIES,
     SENDER_REPLIES,
     PostfixServer,
     SmtpSink,
     SmtpSinkFactory,
-    port_is_free,
     real_servers_required,
     require_real_servers,
 )
