@@ -24,10 +24,15 @@ class Envelope:
 
     sender: str
     recipients: tuple[str, ...]
-    data: bytes  # CRLF line endings, ending with CRLF, Bcc removed: what SIZE counts
-    payload: bytes  # data dot-stuffed (data itself when no line starts with "."); "." follows
+    data: bytes  # CRLF line endings, ending with CRLF, Bcc removed: what SIZE and BDAT carry
     smtputf8: bool  # an address or a header needs SMTPUTF8
     eight_bit: bool  # the content has octets over 127 (BODY=8BITMIME)
+
+    @property
+    def payload(self) -> bytes:
+        """What DATA carries: ``data`` dot-stuffed (``data`` itself when no line starts
+        with "."); the final "." follows it.  Derived when sent, as BDAT needs none."""
+        return dot_stuff(self.data)
 
 
 def prepare(
@@ -86,7 +91,6 @@ def prepare(
         sender=sender,
         recipients=unique,
         data=data,
-        payload=dot_stuff(data),
         smtputf8=needs_smtputf8(sender) or any(map(needs_smtputf8, unique)) or not head.isascii(),
         eight_bit=not data.isascii(),
     )

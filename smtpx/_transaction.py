@@ -150,7 +150,7 @@ async def _pipelined(
     if isinstance(last, e.SMTPError):
         raise last
     if last is None:  # a large message, sent now that someone accepted
-        return (await client._bdat(envelope.data)).reply
+        return (await _send(client, envelope)).reply
     if isinstance(last, StartData):
         return (await client._send_payload(envelope.payload)).reply
     return last.reply  # BDAT's: the message went with the commands
