@@ -14,7 +14,7 @@ import functools
 import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from aiosmtplib.errors import (
@@ -112,8 +112,12 @@ class Client:
 
     @property
     def extensions(self) -> Mapping[str, str]:
-        """The ESMTP extensions of the last EHLO, lower-cased names (``size``, ``pipelining``)."""
-        return dict(self._smtp.esmtp_extensions) if self._smtp is not None else {}
+        """The ESMTP extensions of the last EHLO, lower-cased names (``size``, ``pipelining``).
+
+        A read-only view, not a copy: ``send()`` consults it several times per message."""
+        if self._smtp is None:
+            return MappingProxyType({})
+        return MappingProxyType(self._smtp.esmtp_extensions)
 
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:

@@ -300,7 +300,7 @@ class SyncClient:
     @property
     def extensions(self) -> Mapping[str, str]:
         """The ESMTP extensions of the last EHLO (see ``Client.extensions``)."""
-        return self._peek(lambda client: client.extensions, {})
+        return self._peek(lambda client: dict(client.extensions), {})  # a copy across threads
 
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:
