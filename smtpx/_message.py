@@ -44,24 +44,22 @@ def prepare(
     """Build the envelope; raise ``InvalidEnvelope`` before anything is sent."""
     if isinstance(message, str):
         message = message.encode("utf-8")
-    fields: dict[str, list[bytes]] = {}
+    # normalize() refuses NUL and over-long lines before anything is sent
     if isinstance(message, Message):
         # The object's own headers, decoded: serialised, a non-ASCII address would be
         # RFC 2047-encoded, which is not an address any more.
         fields = _object_fields(message)
-        data = _serialize(message, utf8=_has_utf8_address(fields))
+        data = normalize(_serialize(message, utf8=_has_utf8_address(fields)))
+        head = header_block(data)
+        _check_no_header_injection(message, head)
     elif isinstance(message, bytes | bytearray | memoryview):
-        data = bytes(message)  # no copy of a bytes object
+        data = normalize(bytes(message))  # bytes() does not copy a bytes object
+        head = header_block(data)
+        fields = field_values(head) if sender is None or recipients is None else {}
     else:
         raise InvalidEnvelope(
             f"send() takes an EmailMessage, bytes or str, not {type(message).__name__}"
         )
-    data = normalize(data)  # refuses NUL and over-long lines before anything is sent
-    head = header_block(data)
-    if isinstance(message, Message):
-        _check_no_header_injection(message, head)
-    if not isinstance(message, Message) and (sender is None or recipients is None):
-        fields = field_values(head)
 
     if sender is None:
         found = _addresses(fields, "Sender") or _addresses(fields, "From")
