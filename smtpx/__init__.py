@@ -14,6 +14,7 @@ from smtpx._reply import Reply
 from smtpx._table import TABLE, Row, is_expected
 from smtpx._tls import TLSMode, default_context
 from smtpx.client import Client, send
+from smtpx.config import ClientConfig
 from smtpx.errors import (
     AllRecipientsDeferred,
     AllRecipientsRejected,
@@ -130,6 +131,7 @@ __all__ = [
     "CannotVerify",
     "CertificateInvalid",
     "Client",
+    "ClientConfig",
     "Closing",
     "CodeInfo",
     "Command",

@@ -57,7 +57,7 @@ too.  ``*`` marks a category base::
     ├── DeliveryUnknown               lost after the final "."; maybe delivered (NetworkError)
     ├── ProtocolError                 a reply that is not SMTP: bad code, bad framing
     │   └── UnexpectedReply           a positive code the command does not allow
-    ├── UsageError                    refused before sending: bad address, bad option
+    ├── UsageError                    refused before sending: bad option or input (also ValueError)
     │   ├── InvalidEnvelope           bad envelope address or parameter  (also ValueError)
     │   ├── InvalidMessage            message bytes that cannot be sent safely (also ValueError)
     │   ├── ExtensionRequired         the message needs SMTPUTF8/8BITMIME the server lacks
@@ -483,8 +483,10 @@ class UnexpectedReply(ProtocolError):
     summary = "unexpected positive reply"
 
 
-class UsageError(SMTPError):
-    """smtpx refused the request before sending anything."""
+class UsageError(SMTPError, ValueError):
+    """smtpx refused the request before sending anything: a wrong option or input.
+
+    Also a ``ValueError``, as Python's own checks of arguments are."""
 
     summary = "invalid request"
 
