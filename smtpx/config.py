@@ -9,6 +9,7 @@ before anything connects.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import ssl
 from collections.abc import Mapping
@@ -84,6 +85,13 @@ def _flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
 def _host(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value or not value.isprintable() or " " in value:
         raise UsageError(f"host must be a host name or address (one word), not {value!r}")
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        try:  # what the resolver will do with it (labels of 1-63 octets, IDNA)
+            value.encode("idna")
+        except UnicodeError as exc:
+            raise UsageError(f"host {value!r} is not a valid host name: {exc}") from None
 
 
 def _local_hostname(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
