@@ -27,6 +27,7 @@ from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 from smtpx._reply import MAX_LINE_LENGTH, MAX_LINES, Reply
+from smtpx._secret import Secret
 from smtpx.errors import InvalidEnvelope, ProtocolError, TLSModeMismatch
 
 # Any C0 control or DEL in a command line could end it early and inject another.
@@ -36,10 +37,21 @@ _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 def command_line(args: Iterable[bytes]) -> bytes:
     """One command line, CRLF-terminated; ``InvalidEnvelope`` if an argument has a control."""
     line = b" ".join(args)
+    _check_line(line)
+    return line + b"\r\n"
+
+
+def secret_line(args: Iterable[bytes]) -> Secret:
+    """An AUTH line: as ``command_line``, but a ``Secret`` from the join to the write."""
+    line = Secret(b" ".join(args))
+    _check_line(line)
+    return Secret(line + b"\r\n")
+
+
+def _check_line(line: bytes) -> None:
     if _CONTROL.search(line):
         # the line itself stays out of the message: it could be an AUTH step
         raise InvalidEnvelope("a command argument contains a control character (CR, LF, NUL...)")
-    return line + b"\r\n"
 
 
 _SLICE = 64 * 1024  # octets per write of a large message

@@ -36,7 +36,7 @@ from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
 from smtpx._transcript import log_reply, log_sent, record, transcript
 from smtpx._translate import translate
-from smtpx._wire import Transport, command_line
+from smtpx._wire import Transport, command_line, secret_line
 from smtpx.config import ClientConfig, ClientOptions, credentials_pair, resolve_config
 from smtpx.results import Authenticated, Ready, SendResult, StartData, Success
 from smtpx.retry import RetryPolicy, send_with_retry
@@ -127,6 +127,8 @@ class Client:
         return self._local_hostname
 
     def __repr__(self) -> str:
+        if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
+            return "<smtpx.Client (not set up)>"
         state = "connected" if self.connected else "not connected"
         user = f" user={self._credentials.username!r}" if self._credentials else ""
         return f"<smtpx.Client {self.host}:{self.port} tls={self.tls.value}{user} {state}>"
@@ -487,7 +489,8 @@ class Client:
     ) -> Success:
         """Send one command line and classify its reply as ``command``."""
         protocol = self._require().reply_protocol
-        line = command_line(args)
+        # An AUTH line carries credentials: a Secret, whose repr is redacted, to the write.
+        line = secret_line(args) if command is Command.AUTH else command_line(args)
         if self.transcript:
             log_sent(command, args)
         await self._run(command, protocol.exchange(line, self.timeout), recipient=recipient)

@@ -41,15 +41,15 @@ def credentials_pair(value: object) -> Credentials | None:
     """``Credentials`` from a ``(username, password)`` pair; the password is never echoed."""
     if value is None or isinstance(value, Credentials):
         return value
-    if isinstance(value, tuple | list) and len(value) == 2:
-        username, password = value
-        if isinstance(username, str) and isinstance(password, str):
-            return Credentials(username, password)
-    shape = (
-        f"a {type(value).__name__} of {len(value)}"
-        if isinstance(value, tuple | list)
-        else (f"a {type(value).__name__}")
-    )
+    if (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and all(isinstance(part, str) for part in value)
+    ):
+        return Credentials(*value)
+    sized = isinstance(value, tuple | list)
+    shape = f"a {type(value).__name__}" + (f" of {len(value)}" if sized else "")  # type: ignore[arg-type]
+    del value  # it may hold a password: keep it out of this frame's locals in a traceback
     raise UsageError(
         f"credentials must be a (username, password) pair of str or smtpx.Credentials, not {shape}"
     )
@@ -111,7 +111,7 @@ def _default_port(config: ClientConfig) -> int:
     return config.tls.default_port
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class ClientConfig:
     """How to reach and talk to one SMTP server.  Frozen; checked when made.
 
@@ -136,13 +136,20 @@ class ClientConfig:
     chunking: bool = attrs.field(default=True, validator=_flag)
     add_missing_headers: bool = attrs.field(default=True, validator=_flag)
 
+    def __repr__(self) -> str:
+        # Also while __init__ is still checking (a traceback's locals show it then).
+        fields = (f"{a.name}={getattr(self, a.name, '?')!r}" for a in attrs.fields(type(self)))
+        return f"ClientConfig({', '.join(fields)})"
+
     @classmethod
     def from_options(
         cls, host: object, port: object = None, options: Mapping[str, object] | None = None
     ) -> ClientConfig:
         """A config from ``Client``-style arguments; an unknown name is a ``UsageError``
         that names the smtpx option meant (``hostname=`` → ``host``)."""
-        options = dict(options or {})
+        options = dict(
+            _credentials_first(options) if options and "credentials" in options else options or {}
+        )
         unknown = sorted(set(options) - _OPTION_NAMES)
         if unknown:
             raise UsageError(_unknown_options(unknown))
@@ -203,6 +210,10 @@ def resolve_config(
     ``Client(config=config)``; giving both a config and options is a ``UsageError``."""
     if isinstance(host, ClientConfig):
         config, host = host, None
+    if "credentials" in options:
+        # First of all: a (user, password) tuple left in the options would show in the
+        # locals of every frame of a traceback raised below.
+        options = _credentials_first(options)  # our own **options dict: changed in place
     if config is None:
         if host is None:
             raise UsageError("give the server's host name (or a smtpx.ClientConfig)")
@@ -215,3 +226,11 @@ def resolve_config(
             "(attrs.evolve(config, ...) makes a changed copy)"
         )
     return config
+
+
+def _credentials_first(options: Mapping[str, object]) -> dict[str, object]:
+    """``options``, changed in place, with its credentials made ``Credentials`` (their
+    repr hides the password); the pair is out of the dict before it is checked."""
+    options = options if isinstance(options, dict) else dict(options)
+    options["credentials"] = credentials_pair(options.pop("credentials"))
+    return options

@@ -152,6 +152,8 @@ class Pool:
         return self.config.port
 
     def __repr__(self) -> str:
+        if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
+            return "<smtpx.Pool (not set up)>"
         return (
             f"<smtpx.Pool {self.host}:{self.port} size={self.size} "
             f"idle={len(self._idle)} in_flight={self._in_flight}>"

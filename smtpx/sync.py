@@ -163,6 +163,8 @@ class SyncClient:
         return self.config.tls
 
     def __repr__(self) -> str:
+        if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
+            return "<smtpx.SyncClient (not set up)>"
         credentials = self.config.credentials
         user = f" user={credentials.username!r}" if credentials else ""
         state = "open" if self._session is not None else "closed"

@@ -166,7 +166,7 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
             "allow_plaintext_auth": self.allow_plaintext_auth,
         }
         if self.username:
-            options["credentials"] = (self.username, self.password)
+            options["credentials"] = smtpx.Credentials(self.username, self.password)
         if self.timeout is not None:
             options["timeout"] = self.timeout
         if self.ssl_certfile or self.ssl_keyfile:
