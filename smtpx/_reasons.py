@@ -91,3 +91,124 @@ class ReasonRule:
             if subject_detail[0] != subject or not first <= subject_detail[1] <= last:
                 return False
         return self.text is None or self.text.search(text) is not None
+
+
+@attrs.frozen
+class About:
+    """What a reason means for the sender, and what to do about it."""
+
+    meaning: str
+    action: str
+
+
+ABOUT: dict[Reason, About] = {
+    Reason.USER_UNKNOWN: About(
+        "the address does not exist at the receiving site",
+        "remove it from your list; check it for typos first",
+    ),
+    Reason.MAILBOX_FULL: About(
+        "the recipient's mailbox is over quota",
+        "retry later (4xx) or try again in a few days; drop the address if it stays full",
+    ),
+    Reason.MAILBOX_DISABLED: About(
+        "the recipient's account is disabled, suspended or inactive",
+        "stop sending to it; the address may come back, so do not treat it as unknown",
+    ),
+    Reason.HAS_MOVED: About(
+        "the mailbox has moved and the server gives no forwarding address",
+        "ask the recipient for the new address; remove the old one",
+    ),
+    Reason.MESSAGE_TOO_LARGE: About(
+        "the message exceeds a size limit of the receiving site",
+        "send a smaller message: link to large files instead of attaching them",
+    ),
+    Reason.TOO_MANY_RECIPIENTS: About(
+        "too many recipients in one transaction",
+        "send to the rest in another transaction (smtpx retries them)",
+    ),
+    Reason.SPAM_CONTENT: About(
+        "the receiving site's filter judged the content to be spam",
+        "review the content, links and attachments; do not resend it unchanged",
+    ),
+    Reason.VIRUS: About(
+        "a virus or malware was found in the message",
+        "scan the attachments; do not resend it",
+    ),
+    Reason.BLOCKLISTED: About(
+        "the sending IP address or domain is on a blocklist",
+        "look the address up on the named list, fix the cause, request removal; pause "
+        "sending to this site meanwhile",
+    ),
+    Reason.BAD_REPUTATION: About(
+        "the receiving site distrusts the sender (complaints, volume, poor IP reputation)",
+        "slow down, send only to engaged recipients, check the provider's postmaster tools",
+    ),
+    Reason.RATE_LIMITED: About(
+        "too many connections, messages or recipients in too short a time",
+        "slow down: fewer connections and messages per minute to this site",
+    ),
+    Reason.GREYLISTED: About(
+        "the first attempt was deferred on purpose (greylisting)",
+        "retry after a few minutes from the same IP address (smtpx waits at least 5)",
+    ),
+    Reason.AUTH_REQUIRED: About(
+        "the server wants the client to authenticate first",
+        "log in (credentials) before sending, or use the server meant for your account",
+    ),
+    Reason.AUTH_FAILED: About(
+        "the credentials were refused",
+        "check the user name and password (or app password / token)",
+    ),
+    Reason.RELAY_DENIED: About(
+        "the server will not relay this mail for this client or sender",
+        "send through your own provider's server, authenticated, or to the recipient's MX",
+    ),
+    Reason.SENDER_REJECTED: About(
+        "the envelope sender (MAIL FROM) address or its domain was refused",
+        "use a sender address whose domain exists and accepts mail",
+    ),
+    Reason.SENDER_AUTH_FAILED: About(
+        "the sender's domain failed SPF, DKIM or DMARC",
+        "publish SPF for the sending IP, sign with DKIM, align both with the From domain",
+    ),
+    Reason.REVERSE_DNS: About(
+        "the sending IP address has no valid reverse DNS (PTR) name",
+        "give the sending IP a PTR record whose name resolves back to it",
+    ),
+    Reason.POLICY: About(
+        "refused by the receiving site's policy, with no more specific reason",
+        "read the server's text and its help link; contact the site's postmaster",
+    ),
+    Reason.NOT_RFC_COMPLIANT: About(
+        "the message breaks the message format rules (RFC 5322)",
+        "fix the headers: one From, one Subject, valid dates and addresses",
+    ),
+    Reason.TLS_REQUIRED: About(
+        "the server requires an encrypted connection",
+        "use STARTTLS or implicit TLS",
+    ),
+    Reason.HOST_UNKNOWN: About(
+        "the recipient's domain does not exist or has no mail server",
+        "check the domain for typos; remove the address",
+    ),
+    Reason.NOT_ACCEPTING: About(
+        "the host or domain does not accept mail at all",
+        "remove the address",
+    ),
+    Reason.SERVER_BUSY: About(
+        "the server is busy or shutting down",
+        "retry later",
+    ),
+    Reason.SYSTEM_ERROR: About(
+        "the receiving system failed (disk, configuration, internal error)",
+        "retry later; tell the site's postmaster if it persists",
+    ),
+    Reason.SYNTAX_ERROR: About(
+        "the server did not accept a command or its arguments",
+        "a client or configuration problem: check the options sent (report it to smtpx)",
+    ),
+    Reason.OTHER: About(
+        "the reply does not say why",
+        "read the server's text; a 4xx may be retried, a 5xx should not be resent unchanged",
+    ),
+}
