@@ -122,7 +122,9 @@ from smtpx.results import (
     WillForward,
 )
 from smtpx.retry import (
+    GREYLIST_MINIMUM,
     Backoff,
+    ReasonWaits,
     RetryEvent,
     RetryPolicy,
     VirtualClock,
@@ -139,6 +141,7 @@ logging.getLogger("smtpx").addHandler(logging.NullHandler())
 
 __all__ = [
     "CATALOGUE",
+    "GREYLIST_MINIMUM",
     "TABLE",
     "AllRecipientsDeferred",
     "AllRecipientsRejected",
@@ -221,6 +224,7 @@ __all__ = [
     "RateLimiter",
     "Ready",
     "Reason",
+    "ReasonWaits",
     "RecipientsRefused",
     "RegistryEntry",
     "RelayDenied",

@@ -17,13 +17,35 @@ from smtpx._reasons import ABOUT
 
 R = Reason
 
-VOCABULARY = (
-    "user_unknown mailbox_full mailbox_disabled has_moved message_too_large "
-    "too_many_recipients spam_content virus blocklisted bad_reputation rate_limited "
-    "greylisted auth_required auth_failed relay_denied sender_rejected sender_auth_failed "
-    "reverse_dns policy not_rfc_compliant tls_required host_unknown not_accepting "
-    "server_busy system_error syntax_error other"
-).split()
+VOCABULARY = [
+    "user_unknown",
+    "mailbox_full",
+    "mailbox_disabled",
+    "has_moved",
+    "message_too_large",
+    "too_many_recipients",
+    "spam_content",
+    "virus",
+    "blocklisted",
+    "bad_reputation",
+    "rate_limited",
+    "greylisted",
+    "auth_required",
+    "auth_failed",
+    "relay_denied",
+    "sender_rejected",
+    "sender_auth_failed",
+    "reverse_dns",
+    "policy",
+    "not_rfc_compliant",
+    "tls_required",
+    "host_unknown",
+    "not_accepting",
+    "server_busy",
+    "system_error",
+    "syntax_error",
+    "other",
+]
 
 
 def test_the_vocabulary_is_exactly_the_documented_one() -> None:
@@ -351,6 +373,7 @@ def test_errors_not_from_a_reply_have_a_sensible_reason() -> None:
 
 def test_a_reason_survives_pickling() -> None:
     error = classify(Command.RCPT, Reply.build(550, "5.7.1 blocked using zen.spamhaus.org"))
+    assert isinstance(error, smtpx.SMTPError)
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error) and copy.reason is R.BLOCKLISTED
 
@@ -363,3 +386,14 @@ def test_enhanced_codes_on_continuation_lines_and_in_the_text_are_read() -> None
     assert explain(Command.RCPT, Reply.build(550, "sorry (#5.1.1 - chkusr)")) is R.USER_UNKNOWN
     # a dotted number is not an enhanced code
     assert explain(Command.RCPT, Reply.build(550, "from 5.1.1.9 go")) is R.OTHER
+
+
+def test_the_reasons_page_covers_every_reason_and_is_in_the_site() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "reasons.md").read_text("utf-8")
+    for reason in Reason:
+        assert f"| `{reason.value}` |" in page, reason
+    assert "reasons.md" in (root / "mkdocs.yml").read_text("utf-8")
+    assert "docs/reasons.md" in (root / "README.md").read_text("utf-8")
