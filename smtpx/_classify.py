@@ -1,7 +1,9 @@
 """``classify(command, reply)``: the pure, table-driven heart of smtpx.
 
 A reply becomes a typed success result or an exception *instance*; nothing
-here raises and nothing does I/O.  The rules are data, read top to bottom.
+here raises and nothing does I/O.  The rules are data, read top to bottom:
+the code (and command, and enhanced code) give a class; the reason the reply
+states (``smtpx.explain``) may then refine it, never changing its severity.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import attrs
 from smtpx import errors as e
 from smtpx._codes import Severity
 from smtpx._commands import Command
+from smtpx._explain import judge
+from smtpx._reasons import Reason
 from smtpx._reply import Reply
 from smtpx._table import TABLE, is_expected
 from smtpx.results import SUCCESS_TYPES, Success
@@ -96,6 +100,57 @@ RULES: tuple[Rule, ...] = (
     Rule(556, e.DomainDoesNotAcceptMail, source="RFC 7504"),
 )
 
+# The class a reason refines a refusal to: (for a 4xx, for a 5xx); None keeps the code's
+# class.  Severity always stays the code's (with SEVERITY_OVERRIDES).
+REASON_CLASSES: dict[
+    Reason, tuple[type[e.TransientError] | None, type[e.PermanentError] | None]
+] = {
+    Reason.USER_UNKNOWN: (None, e.NoSuchMailbox),
+    Reason.MAILBOX_FULL: (e.MailboxFullTemporary, e.MailboxFullPermanent),
+    Reason.MAILBOX_DISABLED: (e.MailboxDisabledTemporary, e.MailboxDisabledPermanent),
+    Reason.HAS_MOVED: (None, e.UserNotLocal),
+    Reason.MESSAGE_TOO_LARGE: (None, e.MessageTooLarge),
+    Reason.TOO_MANY_RECIPIENTS: (e.TooManyRecipients, None),
+    Reason.SPAM_CONTENT: (e.SpamFilterDeferred, e.SpamRejected),
+    Reason.BLOCKLISTED: (e.BlocklistedTemporary, e.BlocklistedPermanent),
+    Reason.BAD_REPUTATION: (e.BadReputationTemporary, e.BadReputationPermanent),
+    Reason.RATE_LIMITED: (e.RateLimitedTemporary, e.RateLimitedPermanent),
+    Reason.GREYLISTED: (e.Greylisted, None),
+    Reason.SENDER_AUTH_FAILED: (e.SenderAuthFailedTemporary, e.SenderAuthFailedPermanent),
+    Reason.RELAY_DENIED: (e.RelayDeniedTemporary, e.RelayDeniedPermanent),
+    Reason.POLICY: (e.PolicyRejectedTemporary, e.PolicyRejectedPermanent),
+    Reason.AUTH_REQUIRED: (None, e.AuthRequired),
+    Reason.HOST_UNKNOWN: (None, e.DomainNotFound),
+    Reason.NOT_ACCEPTING: (None, e.HostDoesNotAcceptMail),
+}
+
+# Classes a reason never replaces: they carry what the session must do next (421
+# closes the connection, 554 as the greeting refuses it, the AUTH and STARTTLS
+# answers), or they already say the same thing in other words.
+KEEPS_CLASS: frozenset[type[e.SMTPError]] = frozenset(
+    {
+        e.ServiceUnavailable,
+        e.NoSMTPService,
+        e.TLSUnavailable,
+        e.AuthUnavailable,
+        e.PasswordTransitionNeeded,
+        e.AuthRequired,
+        e.AuthMechanismTooWeak,
+        e.AuthFailed,
+        e.EncryptionRequired,
+        e.CommandNotImplemented,
+        e.BadCommandSequence,
+        e.ParameterNotImplemented,
+        e.ParametersNotRecognized,
+        e.ParametersNotAccommodated,
+    }
+)
+# A reason whose meaning these classes already carry keeps them.
+_SAYS_ALREADY: dict[Reason, frozenset[type[e.SMTPError]]] = {
+    Reason.USER_UNKNOWN: frozenset({e.MailboxNameInvalid, e.InvalidAddress}),
+    Reason.NOT_ACCEPTING: frozenset({e.DomainDoesNotAcceptMail, e.NotAcceptingMessages}),
+}
+
 _BY_SEVERITY: dict[Severity, type[e.SMTPError]] = {
     Severity.TRANSIENT: e.TransientError,
     Severity.PERMANENT: e.PermanentError,
@@ -126,6 +181,15 @@ def error_class(command: Command, reply: Reply) -> type[e.SMTPError]:
     return wanted
 
 
+def refined_class(cls: type[e.SMTPError], reason: Reason) -> type[e.SMTPError]:
+    """The class a refusal of class ``cls`` (from its code) gets once its reason is known."""
+    if cls in KEEPS_CLASS or cls in _SAYS_ALREADY.get(reason, ()):
+        return cls
+    transient, permanent = REASON_CLASSES.get(reason, (None, None))
+    better = transient if issubclass(cls, e.TransientError) else permanent
+    return better if better is not None and not issubclass(cls, better) else cls
+
+
 def classify(
     command: Command, reply: Reply, *, recipient: str | None = None
 ) -> Success | e.SMTPError:
@@ -150,9 +214,13 @@ def classify(
             raw=reply.raw,
         )
     cls = error_class(command, reply)
+    verdict = judge(command, reply)
+    if verdict.rule is not None and verdict.rule.refines:
+        cls = refined_class(cls, verdict.reason)
     return cls(
         command=command,
         reply=reply,
         recipient=recipient,
         unexpected=not is_expected(command, code),
+        reason=verdict.reason,
     )

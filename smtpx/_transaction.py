@@ -87,9 +87,7 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
 
 def _check_someone_accepted(accepted: list[str], rejected: dict[str, e.SMTPError]) -> None:
     if not accepted:
-        every_transient = all(err.retryable for err in rejected.values())
-        error = e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected
-        raise error(command=Command.RCPT)
+        raise e.recipients_refused(rejected, command=Command.RCPT)
 
 
 async def _send(client: Client, envelope: Envelope) -> Success:

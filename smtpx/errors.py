@@ -1,24 +1,34 @@
 """Every way sending mail can fail, as one exception tree.
 
 Each concrete class has one meaning and one severity; categories that cut
-across severities (auth, TLS, network, mailbox full) are bases you can catch
-too.  ``*`` marks a category base::
+across severities (auth, TLS, network, mailbox full, blocklisted...) are bases
+you can catch too.  The code (with the command and the enhanced code) gives
+the class; what the reply says (its ``reason``) may refine it to a more
+specific class of the same severity.  ``*`` marks a category base::
 
-    SMTPError                         .command .reply .code .enhanced .recipient .retryable
+    SMTPError                         .command .reply .code .enhanced .recipient .reason .retryable
     ├── TransientError                4xx and lost connections: a later try may succeed
     │   ├── ServiceUnavailable        421, the server is closing the connection
     │   ├── MailboxBusy               450
+    │   ├── Greylisted                4xx that says greylisted: retry after minutes
     │   ├── LocalError                451
     │   ├── InsufficientStorage       452
     │   │   └── TooManyRecipients     452 4.5.3 (and 552 5.5.3 to RCPT)
     │   ├── MailboxFullTemporary      422, 4xx X.2.2, 552 to RCPT        (MailboxFull)
+    │   ├── MailboxDisabledTemporary  4xx: account disabled for now      (MailboxDisabled)
     │   ├── DomainOverloaded          431
     │   ├── NoAnswerFromHost          441
     │   ├── ConnectionDropped         442
     │   ├── RoutingLoop               446
     │   ├── NotAcceptingMessages      453, 458, 459
     │   ├── ParametersNotAccommodated 455
-    │   ├── SpamFilterDeferred        471
+    │   ├── SpamFilterDeferred        471, 4xx naming spam               (SpamFiltered)
+    │   ├── BlocklistedTemporary      4xx naming a blocklist             (Blocklisted)
+    │   ├── BadReputationTemporary    4xx about the sender's reputation  (BadReputation)
+    │   ├── RateLimitedTemporary      4xx rate limit: slow down          (RateLimited)
+    │   ├── SenderAuthFailedTemporary 4xx SPF/DKIM/DMARC                 (SenderAuthFailed)
+    │   ├── RelayDeniedTemporary      4xx relay refused                  (RelayDenied)
+    │   ├── PolicyRejectedTemporary   4xx local policy                   (PolicyRejected)
     │   ├── TLSUnavailable            454 to STARTTLS                    (TLSError)
     │   ├── AuthUnavailable           454 to AUTH                        (AuthError)
     │   ├── PasswordTransitionNeeded  432                                (AuthError)
@@ -33,19 +43,26 @@ too.  ``*`` marks a category base::
     │   ├── BadCommandSequence        503
     │   ├── ParameterNotImplemented   504
     │   ├── InvalidAddress            510
-    │   ├── DomainNotFound            512
-    │   ├── HostDoesNotAcceptMail     521
-    │   ├── MessageTooLarge           523, 552 X.2.3 / X.3.4
-    │   ├── AuthRequired              530                                (AuthError)
+    │   ├── DomainNotFound            512, 5xx saying host/domain unknown
+    │   ├── HostDoesNotAcceptMail     521, 5xx saying it accepts no mail
+    │   ├── MessageTooLarge           523, 552 X.2.3 / X.3.4, 5xx saying so
+    │   ├── AuthRequired              530, 5xx saying so                 (AuthError)
     │   ├── AuthMechanismTooWeak      534; or no mechanism smtpx knows   (AuthError)
     │   ├── AuthNotOffered            credentials given, server has no AUTH (AuthError)
     │   ├── AuthFailed                535, 5xx X.7.8 to AUTH             (AuthError)
     │   ├── EncryptionRequired        538                                (AuthError)
-    │   ├── SpamRejected              541
+    │   ├── SpamRejected              541, 5xx naming spam               (SpamFiltered)
     │   ├── MailboxUnavailable        550
-    │   │   └── NoSuchMailbox         550 X.1.1
-    │   ├── UserNotLocal              551
-    │   ├── MailboxFullPermanent      552                                (MailboxFull)
+    │   │   └── NoSuchMailbox         550 X.1.1, 5xx saying user unknown
+    │   ├── UserNotLocal              551, 5xx saying the mailbox moved
+    │   ├── MailboxFullPermanent      552, 5xx saying so                 (MailboxFull)
+    │   ├── MailboxDisabledPermanent  5xx: account disabled              (MailboxDisabled)
+    │   ├── BlocklistedPermanent      5xx naming a blocklist             (Blocklisted)
+    │   ├── BadReputationPermanent    5xx about the sender's reputation  (BadReputation)
+    │   ├── RateLimitedPermanent      5xx rate or quota limit            (RateLimited)
+    │   ├── SenderAuthFailedPermanent 5xx SPF/DKIM/DMARC failure         (SenderAuthFailed)
+    │   ├── RelayDeniedPermanent      5xx relay refused                  (RelayDenied)
+    │   ├── PolicyRejectedPermanent   5xx local policy, X.7.x            (PolicyRejected)
     │   ├── MailboxNameInvalid        553
     │   ├── TransactionFailed         554
     │   │   └── NoSMTPService         554 as the greeting
@@ -64,12 +81,20 @@ too.  ``*`` marks a category base::
     │   ├── InvalidMessage            message bytes that cannot be sent safely (also ValueError)
     │   ├── ExtensionRequired         the message needs SMTPUTF8/8BITMIME the server lacks
     │   └── PlaintextAuthRefused      credentials would cross an unencrypted connection
-    └── RecipientsRefused *           every recipient was refused; .rejected holds each error
+    └── RecipientsRefused *           every recipient refused; an ExceptionGroup of their errors
         ├── AllRecipientsDeferred     every refusal was transient        (TransientError)
         └── AllRecipientsRejected     at least one refusal was permanent (PermanentError)
 
 ``*`` categories: ``AuthError``, ``TLSError``, ``NetworkError``, ``MailboxFull``,
-``RecipientsRefused``.
+``MailboxDisabled``, ``Blocklisted``, ``BadReputation``, ``RateLimited``,
+``SenderAuthFailed``, ``RelayDenied``, ``SpamFiltered``, ``PolicyRejected``,
+``RecipientsRefused``.  With a single recipient, ``AllRecipientsDeferred`` and
+``AllRecipientsRejected`` are also of that recipient's own class
+(``except smtpx.MailboxFull`` catches them).
+
+A 421 stays ``ServiceUnavailable`` whatever its text says (the server is
+closing the connection, which decides what smtpx does next); so do the answers
+to AUTH and STARTTLS and a 554 greeting: their ``reason`` still says why.
 
 An error raised by ``send()`` also carries ``rejected`` (the recipients refused
 before it, each with its own error) and ``undelivered`` (the recipients that did
@@ -85,6 +110,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from smtpx._codes import describe
+from smtpx._explain import explain
+from smtpx._reasons import Reason
 
 if TYPE_CHECKING:
     from smtpx._commands import Command
@@ -99,11 +126,16 @@ class SMTPError(Exception):
     when there was none), ``recipient`` the RCPT address the error belongs to,
     ``unexpected`` is True when the command table does not list the code for
     the command, and ``retryable`` says whether a later try may succeed.
+    ``reason`` (a ``Reason``) says why, in the words senders act on: from the
+    reply (``smtpx.explain``) when there is one, else the class's own
+    ``default_reason`` (``other`` when nothing specific is known); never None.
     """
 
     retryable: ClassVar[bool] = False
     #: What went wrong, in a few words, when the error came from no reply.
     summary: ClassVar[str] = "SMTP error"
+    #: The reason of an error of this class that came from no reply.
+    default_reason: ClassVar[Reason] = Reason.OTHER
 
     def __init__(
         self,
@@ -113,12 +145,17 @@ class SMTPError(Exception):
         reply: Reply | None = None,
         recipient: str | None = None,
         unexpected: bool = False,
+        reason: Reason | None = None,
     ) -> None:
         self.detail = detail
         self.command = command
         self.reply = reply
         self.recipient = recipient
         self.unexpected = unexpected
+        if reason is None:
+            reason = explain(command, reply) if reply is not None else self.default_reason
+        #: Why the server refused (``smtpx.Reason``); ``other`` when nothing specific is known.
+        self.reason: Reason = reason
         #: Set by ``send()``: refusals seen before this error, by recipient.
         self.rejected: Mapping[str, SMTPError] = {}
         #: Set by ``send()``: the recipients that did not get the message because of it.
@@ -225,6 +262,56 @@ class NetworkError(SMTPError):
 class MailboxFull(SMTPError):
     """The recipient's mailbox is over quota (transient or permanent)."""
 
+    default_reason = Reason.MAILBOX_FULL
+
+
+class MailboxDisabled(SMTPError):
+    """The recipient's account is disabled, suspended or inactive (transient or permanent)."""
+
+    default_reason = Reason.MAILBOX_DISABLED
+
+
+class Blocklisted(SMTPError):
+    """The sending IP address or domain is on a blocklist (DNSBL or the provider's own)."""
+
+    default_reason = Reason.BLOCKLISTED
+
+
+class BadReputation(SMTPError):
+    """The provider distrusts the sender: complaints, volume, poor IP or domain reputation."""
+
+    default_reason = Reason.BAD_REPUTATION
+
+
+class RateLimited(SMTPError):
+    """Too many connections, messages or recipients in too short a time: slow down."""
+
+    default_reason = Reason.RATE_LIMITED
+
+
+class SenderAuthFailed(SMTPError):
+    """The sender's domain failed SPF, DKIM or DMARC checks."""
+
+    default_reason = Reason.SENDER_AUTH_FAILED
+
+
+class RelayDenied(SMTPError):
+    """The server will not relay to that recipient for this client or sender."""
+
+    default_reason = Reason.RELAY_DENIED
+
+
+class SpamFiltered(SMTPError):
+    """The server's spam filter refused the message's content (transient or permanent)."""
+
+    default_reason = Reason.SPAM_CONTENT
+
+
+class PolicyRejected(SMTPError):
+    """Refused by the receiving site's policy, with no more specific reason given."""
+
+    default_reason = Reason.POLICY
+
 
 # -- transient ----------------------------------------------------------------
 
@@ -234,7 +321,13 @@ class ServiceUnavailable(TransientError):
 
 
 class MailboxBusy(TransientError):
-    """450: mailbox busy or temporarily blocked (also greylisting)."""
+    """450: mailbox busy or temporarily blocked."""
+
+
+class Greylisted(TransientError):
+    """A first delivery attempt deferred on purpose (greylisting): retry after a few minutes."""
+
+    default_reason = Reason.GREYLISTED
 
 
 class LocalError(TransientError):
@@ -247,6 +340,8 @@ class InsufficientStorage(TransientError):
 
 class TooManyRecipients(InsufficientStorage):
     """452 4.5.3: too many recipients in this transaction; send the rest in another."""
+
+    default_reason = Reason.TOO_MANY_RECIPIENTS
 
 
 class MailboxFullTemporary(TransientError, MailboxFull):
@@ -272,13 +367,43 @@ class RoutingLoop(TransientError):
 class NotAcceptingMessages(TransientError):
     """453/458/459: the system is not accepting network messages now."""
 
+    default_reason = Reason.NOT_ACCEPTING
+
 
 class ParametersNotAccommodated(TransientError):
     """455: the server cannot accommodate the MAIL/RCPT parameters now."""
 
 
-class SpamFilterDeferred(TransientError):
-    """471: the server's spam filter deferred the message."""
+class SpamFilterDeferred(TransientError, SpamFiltered):
+    """471, or a 4xx that names spam: the server's spam filter deferred the message."""
+
+
+class MailboxDisabledTemporary(TransientError, MailboxDisabled):
+    """A 4xx saying the recipient's account is disabled or locked for now."""
+
+
+class BlocklistedTemporary(TransientError, Blocklisted):
+    """A 4xx naming a blocklist: deferred while the sending host is listed."""
+
+
+class BadReputationTemporary(TransientError, BadReputation):
+    """A 4xx about the sender's reputation (Yahoo TS deferrals, Outlook 4.7.650)."""
+
+
+class RateLimitedTemporary(TransientError, RateLimited):
+    """A 4xx rate limit: retry later, and more slowly."""
+
+
+class SenderAuthFailedTemporary(TransientError, SenderAuthFailed):
+    """A 4xx SPF/DKIM/DMARC result (a temporary DNS error in the check, for instance)."""
+
+
+class RelayDeniedTemporary(TransientError, RelayDenied):
+    """A 4xx relay refusal (Postfix defer_unauth_destination)."""
+
+
+class PolicyRejectedTemporary(TransientError, PolicyRejected):
+    """A 4xx refusal by local policy."""
 
 
 class TLSUnavailable(TransientError, TLSError):
@@ -345,19 +470,28 @@ class InvalidAddress(PermanentError):
 
 
 class DomainNotFound(PermanentError):
-    """512: the recipient's domain does not resolve."""
+    """512, or a reply saying the domain or host is unknown: the recipient's domain does not
+    resolve."""
+
+    default_reason = Reason.HOST_UNKNOWN
 
 
 class HostDoesNotAcceptMail(PermanentError):
     """521: this host does not accept mail (RFC 7504)."""
 
+    default_reason = Reason.NOT_ACCEPTING
+
 
 class MessageTooLarge(PermanentError):
-    """523, or 552 with X.2.3/X.3.4: the message exceeds a size limit."""
+    """523, 552 with X.2.3/X.3.4, or a reply saying so: the message exceeds a size limit."""
+
+    default_reason = Reason.MESSAGE_TOO_LARGE
 
 
 class AuthRequired(PermanentError, AuthError):
-    """530: authentication required (often after STARTTLS)."""
+    """530, or a 5xx saying so: authentication required (often after STARTTLS)."""
+
+    default_reason = Reason.AUTH_REQUIRED
 
 
 class AuthMechanismTooWeak(PermanentError, AuthError):
@@ -373,13 +507,17 @@ class AuthNotOffered(PermanentError, AuthError):
 class AuthFailed(PermanentError, AuthError):
     """535 (or 5xx X.7.8 to AUTH): the credentials were rejected."""
 
+    default_reason = Reason.AUTH_FAILED
+
 
 class EncryptionRequired(PermanentError, AuthError):
     """538: the AUTH mechanism needs an encrypted connection."""
 
+    default_reason = Reason.TLS_REQUIRED
 
-class SpamRejected(PermanentError):
-    """541: rejected by the spam filter."""
+
+class SpamRejected(PermanentError, SpamFiltered):
+    """541, or a 5xx that names spam: rejected by the spam filter."""
 
 
 class MailboxUnavailable(PermanentError):
@@ -387,15 +525,48 @@ class MailboxUnavailable(PermanentError):
 
 
 class NoSuchMailbox(MailboxUnavailable):
-    """550 X.1.1: the mailbox does not exist."""
+    """550 X.1.1, or a 5xx saying the user is unknown: the mailbox does not exist."""
+
+    default_reason = Reason.USER_UNKNOWN
 
 
 class UserNotLocal(PermanentError):
-    """551: user not local; the server names another path."""
+    """551, or a 5xx saying the mailbox has moved: user not local; the server may name
+    another path."""
+
+    default_reason = Reason.HAS_MOVED
 
 
 class MailboxFullPermanent(PermanentError, MailboxFull):
-    """552 outside RCPT: exceeded storage allocation."""
+    """552 outside RCPT, or a 5xx saying so: exceeded storage allocation."""
+
+
+class MailboxDisabledPermanent(PermanentError, MailboxDisabled):
+    """A 5xx saying the recipient's account is disabled, suspended or inactive."""
+
+
+class BlocklistedPermanent(PermanentError, Blocklisted):
+    """A 5xx naming a blocklist (Spamhaus, Outlook's banned IPs...): get delisted first."""
+
+
+class BadReputationPermanent(PermanentError, BadReputation):
+    """A 5xx about the sender's reputation (Gmail 'very low reputation')."""
+
+
+class RateLimitedPermanent(PermanentError, RateLimited):
+    """A 5xx rate or quota limit (a daily sending quota): this message is refused."""
+
+
+class SenderAuthFailedPermanent(PermanentError, SenderAuthFailed):
+    """A 5xx SPF/DKIM/DMARC failure (Gmail 5.7.26, Outlook 5.7.509)."""
+
+
+class RelayDeniedPermanent(PermanentError, RelayDenied):
+    """A 5xx relay refusal (Postfix 'Relay access denied')."""
+
+
+class PolicyRejectedPermanent(PermanentError, PolicyRejected):
+    """A 5xx refusal by local policy (X.7.x with no more specific reason)."""
 
 
 class MailboxNameInvalid(PermanentError):
@@ -417,11 +588,14 @@ class ParametersNotRecognized(PermanentError):
 class DomainDoesNotAcceptMail(PermanentError):
     """556: the recipient's domain does not accept mail (null MX, RFC 7504)."""
 
+    default_reason = Reason.NOT_ACCEPTING
+
 
 class TLSNotOffered(PermanentError, TLSError):
     """TLS is required but the server does not offer STARTTLS: no plaintext fallback."""
 
     summary = "TLS is required but the server does not offer STARTTLS"
+    default_reason = Reason.TLS_REQUIRED
 
 
 class TLSHandshakeFailed(PermanentError, TLSError):
@@ -532,10 +706,66 @@ class PlaintextAuthRefused(UsageError):
     summary = "refusing to authenticate over an unencrypted connection"
 
 
-class RecipientsRefused(SMTPError):
-    """Every recipient was refused; ``rejected`` maps each to its own error."""
+class RecipientsRefused(SMTPError, ExceptionGroup):
+    """Every recipient was refused; ``rejected`` maps each to its own error.
+
+    It is also an ``ExceptionGroup`` of those refusals, so ``except*`` picks them
+    apart: ``except* smtpx.NoSuchMailbox`` gets the unknown addresses,
+    ``except* smtpx.TransientError`` the whole group when every refusal was
+    transient.  (Python does not let ``except*`` name an exception group class
+    itself: catch ``RecipientsRefused`` with a plain ``except``.)
+
+    When there was a single recipient, the error is also an instance of that
+    recipient's own error class, so ``except smtpx.MailboxFull`` catches a lone
+    recipient's full mailbox; ``refusal`` is then that error.  ``reason`` is the
+    refusals' reason when they share one, else ``other``.
+    """
 
     summary = "every recipient was refused"
+
+    def __new__(
+        cls,
+        detail: str | None = None,
+        *,
+        refusals: Mapping[str, SMTPError] | None = None,
+        **_: Any,
+    ) -> RecipientsRefused:
+        errors = list((refusals or {}).values()) or [SMTPError("no refusal was recorded")]
+        return super().__new__(cls, cls.summary, errors)
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        refusals: Mapping[str, SMTPError] | None = None,
+        command: Command | None = None,
+        **options: Any,
+    ) -> None:
+        refusals = dict(refusals or {})
+        reasons = {error.reason for error in refusals.values()}
+        options.setdefault("reason", reasons.pop() if len(reasons) == 1 else Reason.OTHER)
+        super().__init__(detail, command=command, **options)
+        self.rejected = refusals
+
+    @property
+    def refusal(self) -> SMTPError | None:
+        """The lone recipient's own error, when there was one recipient; else None."""
+        return next(iter(self.rejected.values())) if len(self.rejected) == 1 else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kind = type(self)
+        spec = (kind.__bases__[0], kind.__bases__[1]) if kind.__dict__.get("lone") else (kind,)
+        return (_rebuild_refused, (spec, dict(self.__dict__), list(self.exceptions)))
+
+
+def _rebuild_refused(
+    spec: tuple[type[Any], ...], state: Mapping[str, Any], errors: list[SMTPError]
+) -> RecipientsRefused:
+    kind = _lone_class(*spec) if len(spec) == 2 else spec[0]
+    error: RecipientsRefused = BaseExceptionGroup.__new__(kind, kind.summary, errors)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._sentence())
+    return error
 
 
 class AllRecipientsDeferred(TransientError, RecipientsRefused):
@@ -548,3 +778,39 @@ class AllRecipientsRejected(PermanentError, RecipientsRefused):
     """Every recipient was refused, at least one permanently."""
 
     summary = "every recipient was refused, at least one permanently"
+
+
+def recipients_refused(
+    refusals: Mapping[str, SMTPError], *, command: Command | None = None
+) -> RecipientsRefused:
+    """The error for a transaction in which every recipient was refused.
+
+    ``AllRecipientsDeferred`` when every refusal was transient, else
+    ``AllRecipientsRejected``; for a single recipient, of a class that is also
+    that recipient's own error class.
+    """
+    transient = all(error.retryable for error in refusals.values())
+    kind: type[RecipientsRefused] = AllRecipientsDeferred if transient else AllRecipientsRejected
+    if len(refusals) == 1:
+        (refusal,) = refusals.values()
+        kind = _lone_class(kind, type(refusal))
+    return kind(refusals=refusals, command=command)
+
+
+_LONE: dict[tuple[type[RecipientsRefused], type[SMTPError]], type[RecipientsRefused]] = {}
+
+
+def _lone_class(
+    kind: type[RecipientsRefused], refusal: type[SMTPError]
+) -> type[RecipientsRefused]:
+    # One class per (group, refusal class) pair, made on first use: named like the group
+    # (what programs print), qualified with the refusal class (what tracebacks show).
+    if issubclass(refusal, RecipientsRefused):
+        return kind
+    lone = _LONE.get((kind, refusal))
+    if lone is None:
+        lone = type(kind.__name__, (kind, refusal), {"lone": True, "__module__": __name__})
+        lone.__qualname__ = f"{kind.__name__}[{refusal.__name__}]"
+        lone.__doc__ = kind.__doc__
+        _LONE[kind, refusal] = lone
+    return lone

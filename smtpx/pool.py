@@ -21,10 +21,11 @@ import attrs
 from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._message import MessageInput
+from smtpx._reasons import Reason
 from smtpx.client import Client
 from smtpx.config import ClientConfig, ClientOptions, resolve_config
 from smtpx.results import SendResult
-from smtpx.retry import RetryPolicy
+from smtpx.retry import RetryEvent, RetryPolicy
 
 # Failures that mean "this reused connection had gone stale" when they come
 # before the message was sent: nothing was delivered, so a fresh connection
@@ -39,6 +40,7 @@ class PoolStats:
     connections_retired: int = 0
     messages: int = 0
     stale_retries: int = 0
+    slowdowns: int = 0  # rate-limited refusals that slowed the shared rate
 
 
 @attrs.define(eq=False)
@@ -59,7 +61,11 @@ def _is_seconds(value: object) -> bool:
 
 
 class RateLimiter:
-    """At most ``rate`` acquisitions per second, shared by every caller (a token bucket)."""
+    """At most ``rate`` acquisitions per second, shared by every caller (a token bucket).
+
+    ``slow_down()`` lowers the rate for a while, when a server says it is rate
+    limiting us; a ``Pool`` calls it on every ``rate_limited`` refusal.
+    """
 
     def __init__(
         self,
@@ -68,24 +74,66 @@ class RateLimiter:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        max_slowdown: float = 64.0,
     ) -> None:
-        if not _is_seconds(rate) or rate == 0 or type(burst) is not int or burst < 1:
+        valid = (
+            _is_seconds(rate)
+            and rate > 0
+            and type(burst) is int
+            and burst >= 1
+            and _is_seconds(max_slowdown)
+            and max_slowdown >= 1
+        )
+        if not valid:
             raise e.UsageError(
-                f"rate must be a positive number and burst an int of at least 1, "
-                f"not {rate!r}, {burst!r}"
+                "rate must be a positive number, burst an int of at least 1 and "
+                f"max_slowdown at least 1, not {rate!r}, {burst!r}, {max_slowdown!r}"
             )
-        self.interval = 1.0 / rate
+        self._base = 1.0 / rate
         self.burst = burst
+        self.max_slowdown = max_slowdown
         self._sleep, self._clock = sleep, clock
         self._next = clock()
+        self._slowdown, self._slow_until = 1.0, clock()
+
+    @property
+    def slowdown(self) -> float:
+        """How many times slower than configured the limiter runs now (1.0: not slowed)."""
+        if self._slowdown > 1.0 and self._clock() >= self._slow_until:
+            self._slowdown = 1.0  # the hold is over: back to the configured rate
+        return self._slowdown
+
+    @property
+    def interval(self) -> float:
+        """Seconds between acquisitions now."""
+        return self._base * self.slowdown
+
+    @property
+    def rate(self) -> float:
+        """Acquisitions per second now."""
+        return 1.0 / self.interval
+
+    def slow_down(self, factor: float = 2.0, hold: float = 300.0) -> None:
+        """Run ``factor`` times slower for the next ``hold`` seconds.
+
+        Calls while slowed compound (up to ``max_slowdown``) and restart the hold;
+        after it, the configured rate applies again.
+        """
+        if factor < 1 or hold < 0:
+            raise e.UsageError(
+                f"factor must be at least 1 and hold not negative: {factor}, {hold}"
+            )
+        self._slowdown = min(self.slowdown * factor, self.max_slowdown)
+        self._slow_until = self._clock() + hold
 
     async def acquire(self) -> None:
         # Reserve the next free instant synchronously (no await in between), so
         # concurrent callers queue up one interval apart.
         now = self._clock()
-        self._next = max(self._next, now - self.interval * (self.burst - 1))
+        interval = self.interval
+        self._next = max(self._next, now - interval * (self.burst - 1))
         wait = self._next - now
-        self._next += self.interval
+        self._next += interval
         if wait > 0:
             await self._sleep(wait)
 
@@ -97,8 +145,10 @@ class Pool:
     connection carries before it is retired, ``idle_timeout`` how long an idle
     connection is kept, ``check_after`` how long a connection may sit idle
     before a NOOP health check precedes its reuse, and ``rate_limit`` the
-    messages per second across the whole pool.  Other keyword arguments are
-    those of ``Client``.
+    messages per second across the whole pool.  When the server refuses with a
+    ``rate_limited`` reason (during retries too), the pool slows that shared
+    rate down (``RateLimiter.slow_down``): every sender to this host backs off,
+    not just the one refused.  Other keyword arguments are those of ``Client``.
     """
 
     def __init__(
@@ -182,6 +232,8 @@ class Pool:
         if self._closed:
             raise e.UsageError("the pool is closed")
         recipients = list(recipients) if recipients is not None else None
+        if retry is not None and self._limiter is not None:
+            retry = attrs.evolve(retry, on_retry=self._watching(retry.on_retry))
         self._in_flight += 1
         self._drained.clear()
         try:
@@ -192,16 +244,20 @@ class Pool:
                 reused = slot.messages > 0
                 try:
                     try:
-                        result = await slot.client.send(
-                            message, sender=sender, recipients=recipients, retry=retry
+                        result = await self._watched(
+                            slot.client.send(
+                                message, sender=sender, recipients=recipients, retry=retry
+                            )
                         )
                     except _STALE as error:
                         if not (reused and error.command in _BEFORE_DATA):
                             raise
                         self.stats.stale_retries += 1
                         slot.client.close()
-                        result = await slot.client.send(
-                            message, sender=sender, recipients=recipients, retry=retry
+                        result = await self._watched(
+                            slot.client.send(
+                                message, sender=sender, recipients=recipients, retry=retry
+                            )
                         )
                     return result
                 finally:
@@ -212,6 +268,33 @@ class Pool:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._drained.set()
+
+    async def _watched(self, sending: Awaitable[SendResult]) -> SendResult:
+        # The outcome of a send, noticed on its way out: a rate limit slows the pool.
+        try:
+            result = await sending
+        except e.SMTPError as error:
+            self._notice([error, *error.rejected.values()])
+            raise
+        self._notice(list(result.rejected.values()))
+        return result
+
+    def _watching(
+        self, user_hook: Callable[[RetryEvent], None] | None
+    ) -> Callable[[RetryEvent], None]:
+        def on_retry(event: RetryEvent) -> None:
+            self._notice([event.error, *event.error.rejected.values()])
+            if user_hook is not None:
+                user_hook(event)
+
+        return on_retry
+
+    def _notice(self, errors: list[e.SMTPError]) -> None:
+        if self._limiter is not None and any(
+            error.reason is Reason.RATE_LIMITED for error in errors
+        ):
+            self._limiter.slow_down()
+            self.stats.slowdowns += 1
 
     async def _borrow(self) -> _Slot:
         while self._idle:

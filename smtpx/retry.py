@@ -7,6 +7,13 @@ server may already have the message).  Each attempt sends only to the
 recipients that have not accepted the message yet; recipients refused
 permanently are reported and dropped from later attempts.
 
+How long: exponential backoff with jitter, at least what the server asks
+for (a delay in its text), and at least what its reason implies
+(``ReasonWaits``): a greylisted recipient is not retried before the greylisting
+delay has passed, a rate limit backs off longer, and a 4xx naming a blocklist
+or the sender's reputation is retried on a long schedule and logged once as a
+deliverability problem.
+
 The same decisions are public for your own tenacity, Celery or arq code:
 ``is_retryable(exc)``, ``retry_if_transient()``, ``wait_suggested()`` and
 ``suggested_delay(exc, attempt)``.
@@ -29,6 +36,7 @@ from tenacity.wait import wait_base
 
 from smtpx import errors as e
 from smtpx._message import Envelope
+from smtpx._reasons import Reason
 from smtpx._reply import Reply
 from smtpx.results import SendResult
 
@@ -37,35 +45,64 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("smtpx.retry")
 
-# "try again in 5 minutes", "retry after 60 seconds", "greylisted for 300s"
-_HINT = re.compile(
-    r"(?:try again|retry|wait|greylist\w*)\D{0,30}?(\d{1,6})\s*"
-    r"(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\b",
+# A delay the reply asks for: "try again in 5 minutes", "retry after 60 seconds",
+# "greylisted for 300s", "come back in 00:05:00".  The first number after the words
+# counts only if it stands alone: not part of a dotted number (an IP address, a version,
+# an enhanced code such as 4.7.1) and not glued to letters (ticket ids such as S77714 or
+# [TSS04]).  A number without a unit is seconds.
+_ASKS = re.compile(
+    r"(?:try(?:ing)? (?:it )?again|re-?try(?:ing)?|re-?send|wait(?:ing)?|come back"
+    r"|gr[ae]y-?list\w*|deferred|again)\b",
     re.IGNORECASE,
 )
+_FIRST_DIGIT = re.compile(r"\d")
+_AMOUNT = re.compile(
+    r"(\d{1,6})(?!\d)(?:\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|[smh])(?![a-z]))?"
+    r"(?![\w:]|[.,]\d)",
+    re.IGNORECASE,
+)
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?![\w:]|[.,]\d)")
+_GLUED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:#/-=")
+_LINE_CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?=\s|$)")
 _UNIT = {"s": 1, "m": 60, "h": 3600}
+_WINDOW = 40  # how far after the words the number may stand
 
 
 def server_hint(error: BaseException) -> float | None:
     """The delay, in seconds, that the server's reply text asks for, if it names one.
 
-    For an error that gathers refusals (every recipient deferred), the longest
-    delay any of them asks for.
+    Read on every line of the reply, in seconds, minutes or hours ("try again
+    in 5 minutes", "retry after 300s", "come back in 00:05:00"; a bare number is
+    seconds).  An IP address, a ticket id or a version number is never read as
+    a delay.  For an error that gathers refusals (every recipient deferred), the
+    longest delay any of them asks for.
     """
     reply = getattr(error, "reply", None)
-    hints = [_hint_in(reply.text)] if reply is not None else []
+    hints = [_hint_in(reply.lines)] if reply is not None else []
     rejected = getattr(error, "rejected", None) or {}
     hints += [server_hint(refusal) for refusal in rejected.values() if refusal is not error]
     found = [hint for hint in hints if hint is not None]
     return max(found) if found else None
 
 
-def _hint_in(text: str) -> float | None:
-    match = _HINT.search(text)
-    if match is None:
-        return None
-    unit = (match[2] or "s")[0].lower()
-    return float(match[1]) * _UNIT[unit]
+def _hint_in(lines: tuple[str, ...]) -> float | None:
+    text = " ".join(_LINE_CODE.sub("", line) for line in lines)
+    for asks in _ASKS.finditer(text):
+        window = text[asks.end() : asks.end() + _WINDOW]
+        digit = _FIRST_DIGIT.search(window)
+        if digit is None:
+            continue
+        at = asks.end() + digit.start()
+        if text[at - 1] in _GLUED:  # S77714, [TSS04], 192.0.2.1, v2
+            continue
+        clock = _CLOCK.match(text, at)
+        if clock is not None:
+            return float(int(clock[1]) * 3600 + int(clock[2]) * 60 + int(clock[3]))
+        amount = _AMOUNT.match(text, at)
+        if amount is not None:
+            unit = (amount[2] or "s")[0].lower()
+            return float(amount[1]) * _UNIT[unit]
+    return None
 
 
 def is_retryable(error: BaseException, *, delivery_unknown: bool = False) -> bool:
@@ -105,11 +142,75 @@ class Backoff:
         return delay
 
 
+# Greylisting servers refuse every retry before their delay has passed: postgrey's
+# default --delay is 300 s, sqlgrey's reconnect_delay 5 minutes; retrying sooner only
+# restarts nothing and wastes an attempt.
+GREYLIST_MINIMUM = 300.0
+
+
+@attrs.frozen
+class ReasonWaits:
+    """The least wait a refusal's reason implies, on top of the backoff and the hint.
+
+    ``greylisted``: no retry before the greylisting delay (``GREYLIST_MINIMUM``,
+    postgrey's default).  ``rate_limited``: back off from this, doubling each
+    attempt.  ``reputation``: a 4xx naming a blocklist or the sender's
+    reputation is retried on this long schedule, doubling each attempt.  Every
+    wait is capped at ``maximum``.
+    """
+
+    greylisted: float = GREYLIST_MINIMUM
+    rate_limited: float = 60.0
+    reputation: float = 900.0
+    maximum: float = 3600.0
+
+    def __attrs_post_init__(self) -> None:
+        if min(self.greylisted, self.rate_limited, self.reputation, self.maximum) < 0:
+            raise e.UsageError(f"waits must not be negative: {self!r}")
+
+    def least(self, attempt: int, reason: Reason) -> float:
+        """The least wait after failed attempt ``attempt`` (1-based) refused for ``reason``."""
+        growth = 2.0 ** max(attempt - 1, 0)
+        if reason is Reason.GREYLISTED:
+            wait = self.greylisted
+        elif reason is Reason.RATE_LIMITED:
+            wait = self.rate_limited * growth
+        elif reason in SLOW_REASONS:
+            wait = self.reputation * growth
+        else:
+            return 0.0
+        return min(wait, self.maximum)
+
+
+#: Reasons whose 4xx means a deliverability problem: retried slowly, logged once.
+SLOW_REASONS = frozenset({Reason.BLOCKLISTED, Reason.BAD_REPUTATION})
+
+
+def reasons_of(error: BaseException) -> set[Reason]:
+    """The reasons ``error`` stands for: its own, and those of the refusals it gathers."""
+    found = {reason} if isinstance(reason := getattr(error, "reason", None), Reason) else set()
+    rejected = getattr(error, "rejected", None) or {}
+    for refusal in rejected.values():
+        if refusal is not error and getattr(refusal, "retryable", False):
+            found |= reasons_of(refusal)
+    return found
+
+
 def suggested_delay(
-    error: BaseException, attempt: int = 1, backoff: Backoff | None = None
+    error: BaseException,
+    attempt: int = 1,
+    backoff: Backoff | None = None,
+    waits: ReasonWaits | None = None,
 ) -> float:
-    """The delay smtpx would wait before retrying ``error`` (for a task queue's countdown)."""
-    return (backoff or Backoff()).delay(attempt, error)
+    """The delay smtpx would wait before retrying ``error`` (for a task queue's countdown).
+
+    With ``waits`` (``ReasonWaits()``), at least what the refusal's reason implies, as
+    ``send(..., retry=RetryPolicy())`` does.
+    """
+    delay = (backoff or Backoff()).delay(attempt, error)
+    if waits is None:
+        return delay
+    return max([delay, *(waits.least(attempt, reason) for reason in reasons_of(error))])
 
 
 class wait_suggested(wait_base):  # noqa: N801 - named like tenacity's waits
@@ -132,6 +233,8 @@ class RetryEvent:
     error: e.SMTPError
     wait: float  # seconds until the next attempt
     pending: tuple[str, ...]  # recipients the next attempt sends to
+    #: The reason that set the wait (greylisted, rate_limited...), else the error's own.
+    reason: Reason = Reason.OTHER
 
 
 class VirtualClock:
@@ -156,6 +259,9 @@ class RetryPolicy:
     At most ``attempts`` attempts (the first included) and ``timeout`` seconds
     in all: smtpx stops *before* a wait that would cross the deadline.
     ``sleep`` and ``clock`` are injectable (see ``RetryPolicy.for_testing``).
+    ``waits`` sets the least wait each reason implies (``ReasonWaits``); like the
+    server's explicit delays, it is ignored when ``backoff.honour_hint`` is off.
+    A blocklisted or bad-reputation deferral is logged once per policy and host.
     """
 
     attempts: int = 5
@@ -165,6 +271,9 @@ class RetryPolicy:
     on_retry: Callable[[RetryEvent], None] | None = None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
+    waits: ReasonWaits = ReasonWaits()
+    #: (host, reason) pairs already logged as deliverability problems.
+    reported: set[tuple[str, Reason]] = attrs.field(factory=set, init=False, repr=False, eq=False)
 
     @classmethod
     def for_testing(cls, clock: VirtualClock | None = None, **kwargs: object) -> RetryPolicy:
@@ -174,6 +283,18 @@ class RetryPolicy:
 
     def is_retryable(self, error: BaseException) -> bool:
         return is_retryable(error, delivery_unknown=self.retry_delivery_unknown)
+
+    def wait(self, attempt: int, errors: list[e.SMTPError]) -> tuple[float, Reason]:
+        """The wait after failed attempt ``attempt`` whose pending recipients were refused
+        with ``errors``, and the reason that set it."""
+        choices = []
+        for error in errors:
+            choice = (self.backoff.delay(attempt, error), error.reason)
+            if self.backoff.honour_hint:
+                for reason in reasons_of(error):
+                    choice = max(choice, (self.waits.least(attempt, reason), reason))
+            choices.append(choice)
+        return max(choices, key=lambda choice: choice[0], default=(0.0, Reason.OTHER))
 
 
 class _StopBeforeDeadline(stop_base):
@@ -187,6 +308,23 @@ class _StopBeforeDeadline(stop_base):
 
 class _StillPending(e.TransientError):
     """Internal: the transaction went through, but some recipients were deferred."""
+
+
+def _report_deliverability(policy: RetryPolicy, client: Client, errors: list[e.SMTPError]) -> None:
+    # Once per policy and host: a campaign that meets a blocklist sees one warning, not
+    # one per message and attempt.
+    host = str(getattr(client, "host", "?"))
+    for error in errors:
+        for reason in reasons_of(error) & SLOW_REASONS:
+            if (host, reason) in policy.reported:
+                continue
+            policy.reported.add((host, reason))
+            logger.warning(
+                "deliverability problem at %s: %s (%r); retrying on a long schedule",
+                host,
+                reason,
+                error,
+            )
 
 
 async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolicy) -> SendResult:
@@ -241,28 +379,35 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
             history.append(deferred[pending[0]])
             raise _StillPending(f"{len(pending)} recipient(s) deferred")
 
-    def hint_source() -> e.SMTPError:
-        # The deferred refusal asking for the longest wait; else the last error.
-        hinted = [err for err in deferred.values() if server_hint(err) is not None]
-        return max(hinted, key=lambda err: server_hint(err) or 0.0) if hinted else history[-1]
+    why = Reason.OTHER  # the reason that set the coming wait
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        # The longest of the waits the refusals still pending call for.
+        nonlocal why
+        pending_errors = [deferred[r] for r in pending if r in deferred] or history[-1:]
+        seconds, why = policy.wait(state.attempt_number, pending_errors)
+        return seconds
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = history[-1]
-        wait = state.upcoming_sleep or 0.0
+        seconds = state.upcoming_sleep or 0.0
         logger.warning(
-            "attempt %d failed (%r); retrying %d recipient(s) in %.1fs",
+            "attempt %d failed (%r); retrying %d recipient(s) in %.1fs (%s)",
             state.attempt_number,
             error,
             len(pending),
-            wait,
+            seconds,
+            why,
         )
+        _report_deliverability(policy, client, [deferred.get(r, error) for r in pending])
         if policy.on_retry is not None:
-            policy.on_retry(RetryEvent(state.attempt_number, error, wait, tuple(pending)))
+            event = RetryEvent(state.attempt_number, error, seconds, tuple(pending), why)
+            policy.on_retry(event)
 
     retrying = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(policy.attempts)
         | _StopBeforeDeadline(policy, policy.clock()),
-        wait=lambda state: policy.backoff.delay(state.attempt_number, hint_source()),
+        wait=wait,
         retry=tenacity.retry_if_exception(policy.is_retryable),
         sleep=policy.sleep,
         before_sleep=before_sleep,

@@ -475,3 +475,41 @@ def test_an_unknown_tls_flag_is_refused_before_connecting(server: ScriptedServer
     assert result.exit_code == 2
     assert "starttls" in result.output
     assert server.connections == 0
+
+
+# -- explain: reasons ----------------------------------------------------------------------
+
+
+def test_explain_a_whole_reply_line_says_each_thing_once() -> None:
+    line = "550 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"
+    result = run("explain", line, "--command", "RCPT")
+    assert result.exit_code == 0, both(result)
+    out = result.stdout
+    assert "class:      BlocklistedPermanent" in out
+    assert re.search(r"^reason:\s+blocklisted: ", out, re.M)
+    assert "severity:   permanent" in out
+    assert re.search(r"^what to do:\s+\S", out, re.M)
+    assert re.search(r"^rule:\s+.*blocked using", out, re.M)  # the rule's source
+    for label in ("reason:", "what to do:", "rule:", "class:"):
+        assert out.count(label) == 1, label
+
+
+def test_explain_code_enhanced_and_text_as_separate_words() -> None:
+    out = run("explain", "421", "4.7.0", "[TSS04]", "deferred", "due", "to", "user", "complaints")
+    assert out.exit_code == 0
+    assert re.search(r"^reason:\s+bad_reputation", out.stdout, re.M)
+    assert re.search(r"^\(other\)\s+ServiceUnavailable\s+transient\s+yes", out.stdout, re.M)
+
+
+def test_explain_an_enhanced_code_alone() -> None:
+    out = run("explain", "5.1.1").stdout
+    assert out.startswith("550  ")
+    assert re.search(r"^reason:\s+user_unknown", out, re.M)
+    assert re.search(r"^RCPT\s+NoSuchMailbox\s+permanent\s+no$", out, re.M)
+
+
+def test_explain_a_reply_without_a_known_cause() -> None:
+    out = run("explain", "550", "--command", "RCPT").stdout
+    assert re.search(r"^reason:\s+other", out, re.M)
+    assert "guessed" not in out and "none matched" in out
+    assert run("explain", "hello").exit_code == 2

@@ -106,8 +106,13 @@ class Expect:
             reply, command, recipient = outcome.reply, outcome.command, None
         else:
             reply, command, recipient = outcome.reply, outcome.command, outcome.recipient
+        kind: type[Outcome] = type(outcome)
+        if isinstance(outcome, smtpx.RecipientsRefused) and outcome.refusal is not None:
+            # a lone recipient's refusal: the group class, also catchable as the refusal's
+            assert isinstance(outcome, type(outcome.refusal))
+            kind = kind.__mro__[1]
         return cls(
-            type(outcome),
+            kind,
             reply.code if reply is not None else None,
             command,
             str(reply.enhanced) if reply is not None and reply.enhanced is not None else None,

@@ -1,4 +1,9 @@
-"""``smtpx explain``: what a reply code means, and how smtpx classifies it per command."""
+"""``smtpx explain``: what a reply means, why the server refused, and how smtpx classifies it.
+
+Takes a whole reply line (``550 5.7.1 ... blocked using zen.spamhaus.org``), a
+code with an enhanced code and text, a code alone, or an enhanced code alone
+(``5.1.1``).
+"""
 
 from __future__ import annotations
 
@@ -13,23 +18,39 @@ from smtpx._classify import classify, severity
 from smtpx._codes import CATALOGUE, describe
 from smtpx._commands import Command
 from smtpx._enhanced import EnhancedStatus
+from smtpx._explain import judge
+from smtpx._reasons import ABOUT
 from smtpx._reply import Reply
 from smtpx._table import TABLE, is_expected
 from smtpx.cli._common import echo, tone
 from smtpx.results import Success
 
 _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+_LOOKS_ENHANCED = re.compile(r"\d\.")  # meant as an enhanced code, maybe mistyped
+_CODE = re.compile(r"(\d{3})(?:[ -]|$)")
 
 
-def _enhanced(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> EnhancedStatus | None:
-    if value is None:
-        return None
-    status = EnhancedStatus.parse(value) if _ENHANCED.fullmatch(value) else None
-    if status is None:
-        raise click.BadParameter(f"{value!r} is not an enhanced status code such as 5.1.1")
-    return status
+def _parse(words: tuple[str, ...]) -> Reply:
+    """The reply the user typed: ``CODE [ENHANCED] [TEXT...]``, a whole reply line (lines
+    may be separated by newlines, each with its ``NNN-`` prefix), or ``ENHANCED`` alone."""
+    typed = " ".join(words).strip()
+    if _ENHANCED.fullmatch(typed):  # 5.1.1 alone: the basic code the registry pairs it with
+        status = EnhancedStatus.parse(typed)
+        assert status is not None
+        entry = status.entry
+        usual = [c for c in entry.basic_codes if c // 100 == status.klass] if entry else []
+        return Reply.build(usual[0] if usual else status.klass * 100 + 50, typed)
+    found = _CODE.match(typed)
+    if found is None:
+        raise click.BadParameter(f"{typed!r} does not start with a reply code such as 550")
+    code = int(found[1])
+    if not 100 <= code <= 599:
+        raise click.BadParameter(f"{code} is not a reply code (100-599)")
+    lines = [_CODE.sub("", line, count=1).strip() for line in typed.splitlines()]
+    first = lines[0].split(None, 1)
+    if first and _LOOKS_ENHANCED.match(first[0]) and not _ENHANCED.fullmatch(first[0]):
+        raise click.BadParameter(f"{first[0]!r} is not an enhanced status code such as 5.1.1")
+    return Reply.build(code, "\n".join(lines).strip())
 
 
 def _listed(command: Command, code: int) -> bool:
@@ -37,8 +58,8 @@ def _listed(command: Command, code: int) -> bool:
     return code in row.positive or code in row.negative
 
 
-def _row(command: Command, code: int, enhanced: EnhancedStatus | None) -> tuple[str, ...]:
-    reply = Reply.build(code, str(enhanced) if enhanced is not None else "")
+def _row(command: Command, reply: Reply) -> tuple[str, ...]:
+    code = reply.code
     outcome = classify(command, reply)
     kind = type(outcome).__name__
     retryable = "-" if isinstance(outcome, Success) else ("yes" if outcome.retryable else "no")
@@ -59,21 +80,30 @@ def _ancestry(name: str) -> str:
 
 
 @click.command()
-@click.argument("code", type=click.IntRange(100, 599))
-@click.argument("enhanced", required=False, callback=_enhanced)
+@click.argument("reply", nargs=-1, required=True)
 @click.option(
     "--command",
     "command_name",
     type=click.Choice([c.name for c in Command], case_sensitive=False),
     help="Classify as the reply to this command only (DATA_END: after the final '.').",
 )
-def explain(code: int, enhanced: EnhancedStatus | None, command_name: str | None) -> None:
-    """Explain reply CODE (and ENHANCED status, such as 5.1.1): its meaning, the class
-    smtpx raises or returns for it, its severity and whether a retry may help.
+def explain(reply: tuple[str, ...], command_name: str | None) -> None:
+    """Explain a server REPLY: a whole reply line ("550 5.7.1 ... blocked using
+    zen.spamhaus.org", quoted), CODE [ENHANCED] [TEXT], or an ENHANCED code alone
+    (5.1.1).  Says what the code means, why the server refused (the reason, what to do
+    and the rule's source), and the class smtpx raises, its severity and whether a
+    retry may help.
 
-    Without --command, every command whose row of the command table lists CODE is
+    Without --command, every command whose row of the command table lists the code is
     shown, then what any other command gets.
     """
+    try:
+        parsed = _parse(reply)
+    except click.BadParameter as error:
+        error.param_hint = "REPLY"
+        raise
+    code, enhanced = parsed.code, parsed.enhanced
+    command = Command[command_name.upper()] if command_name is not None else None
     info = CATALOGUE.get(code)
     source = f"  [{info.source}]" if info is not None else ""
     echo(f"{code}  {describe(code)}{source}", bold=True)
@@ -90,15 +120,31 @@ def explain(code: int, enhanced: EnhancedStatus | None, command_name: str | None
     if code == 101:
         echo("  note: servers never send 101; smtpx raises ConnectError (transient) when it")
         echo("  cannot connect.  As a reply, 101 would be a ProtocolError.")
+    if 400 <= code <= 599:
+        _reason(command, parsed)
     echo()
-    if command_name is not None:
-        _one(Command[command_name.upper()], code, enhanced)
+    if command is not None:
+        _one(command, parsed)
     else:
-        _every(code, enhanced)
+        _every(parsed)
 
 
-def _one(command: Command, code: int, enhanced: EnhancedStatus | None) -> None:
-    kind, level, retryable = _row(command, code, enhanced)
+def _reason(command: Command | None, reply: Reply) -> None:
+    verdict = judge(command, reply)
+    about = ABOUT[verdict.reason]
+    echo(f"reason:     {verdict.reason.value}: {about.meaning}", bold=True)
+    echo(f"what to do: {about.action}")
+    rule = verdict.rule
+    if rule is None:
+        echo("rule:       none matched the reply", dim=True)
+    else:
+        how = "" if rule.refines else " (guessed from the command or code: the class stays)"
+        echo(f"rule:       {rule.source}{how}", dim=True)
+
+
+def _one(command: Command, reply: Reply) -> None:
+    code = reply.code
+    kind, level, retryable = _row(command, reply)
     listed = "yes" if _listed(command, code) else "no"
     if not _listed(command, code) and is_expected(command, code):
         listed = "no, but any command may get it (RFC 5321 §3.8)"
@@ -109,8 +155,9 @@ def _one(command: Command, code: int, enhanced: EnhancedStatus | None) -> None:
     echo(f"in table:   {listed}")
 
 
-def _every(code: int, enhanced: EnhancedStatus | None) -> None:
-    rows = {command: _row(command, code, enhanced) for command in Command}
+def _every(reply: Reply) -> None:
+    code = reply.code
+    rows = {command: _row(command, reply) for command in Command}
     listed = [command for command in Command if _listed(command, code)]
     # "any other command": the outcome most of the unlisted commands share
     common = Counter(rows[c] for c in Command if c not in listed).most_common(1)
