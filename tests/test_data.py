@@ -14,7 +14,11 @@ from smtpx._data import MAX_LINE, _long_line, dot_stuff, encode_data, normalize
 from smtpx._message import prepare
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
-HEAD = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: big\r\n\r\n"
+# Date and Message-ID of its own: smtpx adds none, so the message is not copied
+HEAD = (
+    b"From: a@example.com\r\nTo: b@example.com\r\nSubject: big\r\n"
+    b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nMessage-ID: <fixture@example.com>\r\n\r\n"
+)
 
 
 def reference_payload(message: bytes) -> bytes:
