@@ -7,6 +7,7 @@ import email.policy
 import functools
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from email.errors import MessageError
 from email.header import Header
@@ -230,8 +231,13 @@ _DOMAIN_NAME = re.compile(
 _LOCAL_NAMES = frozenset({"localhost", "localdomain"})
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+_now = time.time  # the clock of the Date header (tests set their own)
+
+
+@functools.lru_cache(maxsize=2)
+def _date(second: int) -> str:
+    """A Date value (RFC 5322 §3.3), in UTC: formatted once per second of the clock."""
+    return format_datetime(datetime.datetime.fromtimestamp(second, datetime.UTC))
 
 
 def _missing_headers(
@@ -240,7 +246,7 @@ def _missing_headers(
     """The Date and Message-ID lines the message lacks, CRLF-terminated, ASCII."""
     lines = []
     if "date" not in present:
-        lines.append(f"Date: {format_datetime(_now())}\r\n")
+        lines.append(f"Date: {_date(int(_now()))}\r\n")
     if "message-id" not in present:
         domain = (
             _usable_domain(local_hostname)

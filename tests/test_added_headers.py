@@ -36,7 +36,7 @@ MSG_ID = re.compile(rb"Message-ID: <[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9
 
 @pytest.fixture
 def noon(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("smtpx._message._now", lambda: NOON)
+    monkeypatch.setattr("smtpx._message._now", NOON.timestamp)
 
 
 def added_lines(data: bytes, original: bytes) -> bytes:
