@@ -71,9 +71,10 @@ def prepare(
     if isinstance(message, Message):
         # The object's own headers, decoded: serialised, a non-ASCII address would be
         # RFC 2047-encoded, which is not an address any more.
-        _check_fields(message)
+        legacy_values = _check_fields(message)
         fields = _object_fields(message)
-        data = normalize(_serialize(message, utf8=_has_utf8_address(fields)))
+        utf8 = _has_utf8_address(fields)
+        data = normalize(_serialize(message, utf8=utf8, legacy_values=legacy_values))
         head = header_block(data)
         names = message.keys()
         if field_names(head) != names:
@@ -173,11 +174,15 @@ def _addresses(fields: dict[str, list[bytes]], name: str) -> list[str]:
     return addresses(fields.get(name.lower(), []), name)
 
 
-def _check_fields(message: Message) -> None:
-    """Every header of every part: one field each on the wire (see ``check_field``)."""
+def _check_fields(message: Message) -> bool:
+    """Every header of every part: one field each on the wire (see ``check_field``).
+    True when a value is an ``email.header.Header``."""
+    legacy_values = False
     for part in message.walk():
         for name, value in part.raw_items():
             check_field(name, value)
+            legacy_values = legacy_values or isinstance(value, Header)
+    return legacy_values
 
 
 def _object_fields(message: Message) -> dict[str, list[bytes]]:
@@ -202,9 +207,9 @@ def _has_utf8_address(fields: dict[str, list[bytes]]) -> bool:
 _COMPAT32 = email.policy.compat32.clone(linesep="\r\n")
 
 
-def _serialize(message: Message, *, utf8: bool) -> bytes:
+def _serialize(message: Message, *, utf8: bool, legacy_values: bool) -> bytes:
     try:
-        if any(isinstance(v, Header) for part in message.walk() for _, v in part.raw_items()):
+        if legacy_values:
             return message.as_bytes(policy=_COMPAT32)
         if not utf8:
             try:
@@ -229,8 +234,6 @@ _DOMAIN_NAME = re.compile(
     re.ASCII,
 )
 _LOCAL_NAMES = frozenset({"localhost", "localdomain"})
-
-
 _now = time.time  # the clock of the Date header (tests set their own)
 
 
