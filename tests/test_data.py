@@ -97,13 +97,15 @@ async def test_a_connection_lost_mid_message_is_not_delivery_unknown() -> None:
 
 @pytest.mark.parametrize("message", ["Subject: x\r\n\r\nbody\r\n", None, 5])
 async def test_data_and_bdat_refuse_what_is_not_bytes_before_sending(message: object) -> None:
-    async with RawServer(chunking=True) as server:
-        async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-            await client.mail("a@example.com")
-            await client.rcpt("b@example.com")
-            for method in (client.data, client.bdat):
-                with pytest.raises(smtpx.InvalidMessage, match="must be bytes"):
-                    await method(message)  # type: ignore[arg-type]
-            assert (await client.data(bytearray(b"Subject: x\r\n\r\nok\r\n"))).reply.code == 250
+    async with (
+        RawServer(chunking=True) as server,
+        smtpx.Client(server.host, server.port, **PLAIN) as client,
+    ):
+        await client.mail("a@example.com")
+        await client.rcpt("b@example.com")
+        for method in (client.data, client.bdat):
+            with pytest.raises(smtpx.InvalidMessage, match="must be bytes"):
+                await method(message)  # type: ignore[arg-type]
+        assert (await client.data(b"Subject: x\r\n\r\nok\r\n")).reply.code == 250
     assert not any(c.startswith(b"BDAT") for c in server.commands())
     assert server.commands().count(b"DATA") == 1

@@ -102,21 +102,17 @@ PARSED = [legacy_parsed, email_message_parsed]
 UNICODE_PAYLOADS = [p for p in PAYLOADS if "\r" not in p and "\n" not in p]
 
 
-@pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
-@pytest.mark.parametrize("value", PAYLOADS, ids=repr)
+CASES = [
+    *((build, value) for build in BUILDERS for value in PAYLOADS),
+    *((build, value) for build in PARSED for value in UNICODE_PAYLOADS),
+]
+
+
+@pytest.mark.parametrize(("build", "value"), CASES, ids=[f"{b.__name__}-{v!r}" for b, v in CASES])
 def test_a_break_that_is_not_a_fold_is_refused_for_every_message_object(
     build: Any, value: str
 ) -> None:
-    with pytest.raises(smtpx.InvalidMessage, match="not a fold"):
-        prepare(build(value))
-
-
-@pytest.mark.parametrize("build", PARSED, ids=lambda b: b.__name__)
-@pytest.mark.parametrize("value", UNICODE_PAYLOADS, ids=repr)
-def test_a_parsed_message_with_a_unicode_break_in_a_value_is_refused(
-    build: Any, value: str
-) -> None:
-    with pytest.raises(smtpx.InvalidMessage, match="Subject header's value"):
+    with pytest.raises(smtpx.InvalidMessage, match=r"header's value .* not a fold"):
         prepare(build(value))
 
 
