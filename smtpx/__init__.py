@@ -14,6 +14,7 @@ from smtpx._reply import Reply
 from smtpx._table import TABLE, Row, is_expected
 from smtpx._tls import TLSMode, default_context
 from smtpx.client import Client, send
+from smtpx.config import ClientConfig
 from smtpx.errors import (
     AllRecipientsDeferred,
     AllRecipientsRejected,
@@ -38,6 +39,7 @@ from smtpx.errors import (
     EncryptionRequired,
     ExtensionRequired,
     HostDoesNotAcceptMail,
+    HostNotFound,
     InsufficientStorage,
     InvalidAddress,
     InvalidArguments,
@@ -72,6 +74,7 @@ from smtpx.errors import (
     SpamRejected,
     TLSError,
     TLSHandshakeFailed,
+    TLSModeMismatch,
     TLSNotOffered,
     TLSUnavailable,
     TooManyRecipients,
@@ -130,6 +133,7 @@ __all__ = [
     "CannotVerify",
     "CertificateInvalid",
     "Client",
+    "ClientConfig",
     "Closing",
     "CodeInfo",
     "Command",
@@ -149,6 +153,7 @@ __all__ = [
     "ExtensionRequired",
     "HelpText",
     "HostDoesNotAcceptMail",
+    "HostNotFound",
     "InsufficientStorage",
     "InvalidAddress",
     "InvalidArguments",
@@ -200,6 +205,7 @@ __all__ = [
     "TLSError",
     "TLSHandshakeFailed",
     "TLSMode",
+    "TLSModeMismatch",
     "TLSNotOffered",
     "TLSUnavailable",
     "TooManyRecipients",

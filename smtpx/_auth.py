@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from base64 import b64encode
 from typing import TYPE_CHECKING
 
 import attrs
 
 from smtpx import errors as e
 from smtpx._commands import Command
+from smtpx._secret import Secret
 from smtpx.results import AuthChallenge, Authenticated, Success
 
 if TYPE_CHECKING:
@@ -20,13 +22,41 @@ if TYPE_CHECKING:
 
 @attrs.frozen(repr=False)
 class Credentials:
-    """A user name and password; the password never appears in a repr or a log."""
+    """A user name and password; the password never appears in a repr or a log.
+
+    The AUTH responses are built here as ``Secret`` bytes, in single expressions,
+    so that no frame ever holds the password or an encoding of it as a plain local
+    (tracebacks formatted with their locals show only redacted values)."""
 
     username: str
     password: str = attrs.field(repr=False)
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password='***')"
+
+    def plain(self) -> Secret:
+        """AUTH PLAIN's initial response (RFC 4616): base64 of NUL user NUL password."""
+        return Secret(b64encode(b"\0%s\0%s" % (self.username.encode(), self.password.encode())))
+
+    def login_username(self) -> Secret:
+        """AUTH LOGIN's first response: the user name in base64."""
+        return Secret(b64encode(self.username.encode()))
+
+    def login_password(self) -> Secret:
+        """AUTH LOGIN's second response: the password in base64."""
+        return Secret(b64encode(self.password.encode()))
+
+    def cram_md5(self, nonce: bytes) -> Secret:
+        """AUTH CRAM-MD5's response (RFC 2195): user, space, HMAC-MD5 of the nonce, base64."""
+        return Secret(
+            b64encode(
+                b"%s %s"
+                % (
+                    self.username.encode(),
+                    hmac.new(self.password.encode(), nonce, "md5").hexdigest().encode(),
+                )
+            )
+        )
 
 
 # Mechanisms we implement, best first.  Over TLS the password is protected by
@@ -62,15 +92,13 @@ async def login(client: Client, credentials: Credentials | None) -> Authenticate
 
 
 async def _authenticate(client: Client, mechanism: str, credentials: Credentials) -> Authenticated:
-    user, password = credentials.username.encode(), credentials.password.encode()
-    b64 = base64.b64encode
     auth = Command.AUTH
     if mechanism == "PLAIN":
-        result = await client.command(auth, b"AUTH", b"PLAIN", b64(b"\0%s\0%s" % (user, password)))
+        result = await client.command(auth, b"AUTH", b"PLAIN", credentials.plain())
     elif mechanism == "LOGIN":
         _challenge(client, await client.command(auth, b"AUTH", b"LOGIN"))
-        _challenge(client, await client.command(auth, b64(user)))
-        result = await client.command(auth, b64(password))
+        _challenge(client, await client.command(auth, credentials.login_username()))
+        result = await client.command(auth, credentials.login_password())
     else:
         challenge = _challenge(client, await client.command(auth, b"AUTH", b"CRAM-MD5"))
         try:
@@ -80,8 +108,7 @@ async def _authenticate(client: Client, mechanism: str, credentials: Credentials
             raise e.ProtocolError(
                 "the CRAM-MD5 challenge is not base64", command=auth, reply=challenge.reply
             ) from exc
-        digest = hmac.new(password, nonce, "md5").hexdigest()
-        result = await client.command(auth, b64(user + b" " + digest.encode()))
+        result = await client.command(auth, credentials.cram_md5(nonce))
     if not isinstance(result, Authenticated):
         client.close()
         raise e.UnexpectedReply(

@@ -14,6 +14,30 @@ MAX_LINE_LENGTH = 1000
 MAX_LINES = 100
 
 
+def _check_code(reply: object, attribute: object, code: int) -> None:
+    # Any int: classify() answers a code outside 200-599 with a ProtocolError.
+    if type(code) is not int:
+        raise TypeError(f"a reply code is an int, not {type(code).__name__}")
+
+
+def _as_lines(lines: object) -> tuple[str, ...]:
+    """``lines`` as a tuple of str; a str is split at its newlines (one per line)."""
+    if isinstance(lines, str):
+        return tuple(lines.split("\n")) if lines else ()
+    if not isinstance(lines, list | tuple):
+        raise TypeError(f"reply lines are a tuple of str, not {type(lines).__name__}")
+    checked: list[str] = []
+    for line in lines:
+        if type(line) is not str:
+            raise TypeError(f"reply lines are str, not {type(line).__name__}")
+        checked.append(line)
+    return tuple(checked)
+
+
+def _first_enhanced(lines: tuple[str, ...]) -> EnhancedStatus | None:
+    return EnhancedStatus.parse(lines[0]) if lines else None
+
+
 @attrs.frozen
 class Reply:
     """A complete server reply: ``code``, its text ``lines`` and the enhanced status, if any.
@@ -22,9 +46,12 @@ class Reply:
     bytes as received, when they were.
     """
 
-    code: int
-    lines: tuple[str, ...] = ()
-    enhanced: EnhancedStatus | None = attrs.field(default=None)
+    code: int = attrs.field(validator=_check_code)
+    lines: tuple[str, ...] = attrs.field(default=(), converter=_as_lines)
+    # Read from the first line unless given (``Reply(550, "5.1.1 No such user")``).
+    enhanced: EnhancedStatus | None = attrs.field(
+        default=attrs.Factory(lambda reply: _first_enhanced(reply.lines), takes_self=True)
+    )
     raw: bytes | None = attrs.field(default=None, repr=False, eq=False)
 
     @classmethod
@@ -71,7 +98,7 @@ class Reply:
                 )
             texts.append(line[4:].decode("utf-8", "replace"))
         assert code is not None  # body has at least one line
-        return cls.build(code, "\n".join(texts), raw=data)
+        return cls._parsed(code, tuple(texts), EnhancedStatus.parse(texts[0]), data)
 
     @classmethod
     def _parse_one_line(cls, data: bytes) -> Reply:
@@ -83,8 +110,21 @@ class Reply:
             )
         text = line[4:].decode("utf-8", "replace")
         if not text:
-            return cls(code, (), None, data)
-        return cls(code, (text,), EnhancedStatus.parse(text), data)
+            return cls._parsed(code, (), None, data)
+        return cls._parsed(code, (text,), EnhancedStatus.parse(text), data)
+
+    @classmethod
+    def _parsed(
+        cls, code: int, lines: tuple[str, ...], enhanced: EnhancedStatus | None, raw: bytes
+    ) -> Reply:
+        # The parser has checked every field: skip __init__'s checks on the hot path.
+        reply = object.__new__(cls)
+        set_field = object.__setattr__.__get__(reply)
+        set_field("code", code)
+        set_field("lines", lines)
+        set_field("enhanced", enhanced)
+        set_field("raw", raw)
+        return reply
 
     @property
     def text(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import Any
 
@@ -15,6 +16,12 @@ from aiosmtplib.errors import (
 from smtpx import errors as e
 from smtpx._commands import Command
 
+# getaddrinfo's answers that the name does not exist (or has no address): permanent.
+# EAI_AGAIN (the resolver could not answer) and the rest stay transient ConnectErrors.
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
 
 def translate(exc: BaseException, command: Command, recipient: str | None) -> e.SMTPError:
     """The smtpx error for an exception raised below us (aiosmtplib, ssl, OSError)."""
@@ -26,6 +33,8 @@ def translate(exc: BaseException, command: Command, recipient: str | None) -> e.
         return e.CertificateInvalid(cause.verify_message or detail, **kwargs)
     if isinstance(cause, ssl.SSLError):
         return e.TLSHandshakeFailed(detail, **kwargs)
+    if isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_NAME:
+        return e.HostNotFound(detail, **kwargs)
     if isinstance(exc, SMTPConnectTimeoutError):
         return e.ConnectTimeout(detail, **kwargs)
     if isinstance(exc, SMTPConnectError):

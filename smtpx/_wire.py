@@ -27,7 +27,8 @@ from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 from smtpx._reply import MAX_LINE_LENGTH, MAX_LINES, Reply
-from smtpx.errors import InvalidEnvelope, ProtocolError
+from smtpx._secret import Secret
+from smtpx.errors import InvalidEnvelope, ProtocolError, TLSModeMismatch
 
 # Any C0 control or DEL in a command line could end it early and inject another.
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
@@ -36,10 +37,21 @@ _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 def command_line(args: Iterable[bytes]) -> bytes:
     """One command line, CRLF-terminated; ``InvalidEnvelope`` if an argument has a control."""
     line = b" ".join(args)
+    _check_line(line)
+    return line + b"\r\n"
+
+
+def secret_line(args: Iterable[bytes]) -> Secret:
+    """An AUTH line: as ``command_line``, but a ``Secret`` from the join to the write."""
+    line = Secret(b" ".join(args))
+    _check_line(line)
+    return Secret(line + b"\r\n")
+
+
+def _check_line(line: bytes) -> None:
     if _CONTROL.search(line):
         # the line itself stays out of the message: it could be an AUTH step
         raise InvalidEnvelope("a command argument contains a control character (CR, LF, NUL...)")
-    return line + b"\r\n"
 
 
 _SLICE = 64 * 1024  # octets per write of a large message
@@ -183,6 +195,37 @@ class ReplyProtocol(SMTPProtocol, asyncio.BufferedProtocol):
         return SMTPResponse(reply.code, reply.text)
 
 
+# What OpenSSL reports when the first bytes from the peer are not a TLS record but,
+# say, "220 mail.example.com ESMTP": the peer speaks plaintext SMTP.
+_PLAINTEXT_ANSWER = frozenset(
+    {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}
+)
+
+# With no greeting after this long, check whether the port expects TLS from its
+# first byte (as port 465 does): it then waits for our ClientHello and never greets.
+GREETING_PROBE_AFTER = 2.0
+
+
+async def speaks_tls(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` completes a TLS handshake (on a second, throwaway connection).
+
+    Only the handshake is made, certificate unchecked: it tells the mode of the
+    port, nothing is sent over it, and the real connection still verifies."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    loop = asyncio.get_running_loop()
+    try:
+        transport, _ = await asyncio.wait_for(
+            loop.create_connection(asyncio.Protocol, host, port, ssl=probe, server_hostname=host),
+            timeout,
+        )
+    except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+        return False
+    transport.abort()
+    return True
+
+
 class Transport(SMTP):
     """``aiosmtplib.SMTP`` connecting with ``ReplyProtocol`` (host and port only).
 
@@ -207,6 +250,32 @@ class Transport(SMTP):
     @property
     def encrypted(self) -> bool:
         return self.is_connected and self.get_transport_info("sslcontext") is not None
+
+    async def _read_greeting(
+        self, protocol: ReplyProtocol, host: str, port: int, timeout: float | None
+    ) -> SMTPResponse:
+        """The 220 greeting; a plaintext connection to an implicit-TLS port fails fast."""
+        if self.use_tls or timeout is None or timeout <= GREETING_PROBE_AFTER:
+            return await protocol.read_response(timeout=timeout)
+        try:
+            return await protocol.read_response(timeout=GREETING_PROBE_AFTER)
+        except SMTPTimeoutError:
+            pass
+        # Still silent: wait on, and meanwhile ask the port whether it expects TLS.
+        remaining = timeout - GREETING_PROBE_AFTER
+        greeting = asyncio.ensure_future(protocol.read_response(timeout=remaining))
+        probe = asyncio.ensure_future(speaks_tls(host, port, remaining))
+        try:
+            await asyncio.wait((greeting, probe), return_when=asyncio.FIRST_COMPLETED)
+            if not greeting.done() and await probe:
+                raise TLSModeMismatch(
+                    f"{host}:{port} sent no greeting and speaks TLS from the first byte "
+                    "(implicit TLS, as port 465 does); use TLSMode.IMPLICIT"
+                )
+            return await greeting
+        finally:
+            for task in (greeting, probe):
+                task.cancel()
 
     async def _create_connection(self, timeout: float | None) -> SMTPResponse:
         loop = asyncio.get_running_loop()
@@ -235,7 +304,12 @@ class Transport(SMTP):
             raise SMTPConnectTimeoutError(
                 f"Timed out connecting to {host} on port {port}"
             ) from exc
-        except ssl.SSLError:
+        except ssl.SSLError as exc:
+            if exc.reason in _PLAINTEXT_ANSWER:
+                raise TLSModeMismatch(
+                    f"{host}:{port} answered in plaintext, not TLS: it expects STARTTLS "
+                    "(as ports 587 and 25 do); use TLSMode.STARTTLS",
+                ) from exc
             raise  # classified as a TLS failure, not a connect failure
         except OSError as exc:
             raise SMTPConnectError(f"Error connecting to {host} on port {port}: {exc}") from exc
@@ -243,7 +317,7 @@ class Transport(SMTP):
         self.protocol = self._replies = protocol
         self.transport = transport
         try:
-            response = await protocol.read_response(timeout=timeout)
+            response = await self._read_greeting(protocol, host, port, timeout)
         except SMTPServerDisconnected as exc:
             raise SMTPConnectError(f"{host}:{port} closed the connection before greeting") from exc
         except SMTPTimeoutError as exc:

@@ -15,7 +15,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 from aiosmtplib.errors import (
     SMTPConnectResponseError,
@@ -36,7 +36,8 @@ from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
 from smtpx._transcript import log_reply, log_sent, record, transcript
 from smtpx._translate import translate
-from smtpx._wire import Transport, command_line
+from smtpx._wire import Transport, command_line, secret_line
+from smtpx.config import ClientConfig, ClientOptions, credentials_pair, resolve_config
 from smtpx.results import Authenticated, Ready, SendResult, StartData, Success
 from smtpx.retry import RetryPolicy, send_with_retry
 
@@ -49,8 +50,10 @@ def _fqdn() -> str:
 class Client:
     """An SMTP client session.  Use as ``async with Client(...) as client:``.
 
-    ``tls`` defaults to ``TLSMode.STARTTLS`` with certificate verification:
-    a server that does not offer STARTTLS raises ``TLSNotOffered``.
+    Takes a host and keyword options, or one ``ClientConfig``; every option is
+    checked at once (a wrong one raises ``UsageError``).  ``tls`` (a ``TLSMode``
+    or its value, ``"starttls"``, in any case) defaults to ``TLSMode.STARTTLS``
+    with certificate verification: a server that does not offer STARTTLS raises ``TLSNotOffered``.
     ``credentials`` are a ``(username, password)`` pair or ``Credentials``;
     they are never sent over plaintext unless ``allow_plaintext_auth=True``.
     ``timeout`` applies to connecting and to each reply; ``total_timeout`` caps
@@ -60,42 +63,72 @@ class Client:
     ``chunking=False`` sends with DATA even when the server offers CHUNKING
     (by default a message goes as one ``BDAT`` chunk there: no dot-stuffing,
     and with PIPELINING the whole transaction in one write).
+    ``add_missing_headers=False`` sends a message without a ``Date`` or
+    ``Message-ID`` header as it is (by default both are added).
     """
 
     def __init__(
         self,
-        host: str,
+        host: str | ClientConfig | None = None,
         port: int | None = None,
         *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        credentials: tuple[str, str] | Credentials | None = None,
-        timeout: float = 30.0,
-        local_hostname: str | None = None,
-        tls_context: ssl.SSLContext | None = None,
-        allow_plaintext_auth: bool = False,
-        total_timeout: float | None = 600.0,
-        transcript: bool = False,
-        chunking: bool = True,
+        config: ClientConfig | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.host = host
-        self.port = port if port is not None else tls.default_port
-        self.tls = tls
-        if isinstance(credentials, tuple):
-            credentials = Credentials(*credentials)
-        self._credentials = credentials
-        self.timeout = timeout
-        self.local_hostname = local_hostname
-        self._tls_context = tls_context
-        self.allow_plaintext_auth = allow_plaintext_auth
-        self.total_timeout = total_timeout
-        self.transcript = transcript
-        self.chunking = chunking
+        self.config = resolve_config(host, port, config, options)
+        self._local_hostname = self.config.local_hostname  # resolved on connect when None
+        self._tls_context = self.config.tls_context
         self._stage: Command | None = None  # the step under way, for the total time-out
         self._smtp: Transport | None = None
         self._lock = asyncio.Lock()
         self.greeting: Reply | None = None
 
+    # The options, read from the config (frozen: make a new Client to change one).
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    @property
+    def tls(self) -> TLSMode:
+        return self.config.tls
+
+    @property
+    def timeout(self) -> float:
+        return self.config.timeout
+
+    @property
+    def total_timeout(self) -> float | None:
+        return self.config.total_timeout
+
+    @property
+    def allow_plaintext_auth(self) -> bool:
+        return self.config.allow_plaintext_auth
+
+    @property
+    def transcript(self) -> bool:
+        return self.config.transcript
+
+    @property
+    def chunking(self) -> bool:
+        return self.config.chunking
+
+    @property
+    def _credentials(self) -> Credentials | None:
+        return self.config.credentials
+
+    @property
+    def local_hostname(self) -> str | None:
+        """The name given in EHLO: ``local_hostname``, or this host's FQDN once connected."""
+        return self._local_hostname
+
     def __repr__(self) -> str:
+        if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
+            return "<smtpx.Client (not set up)>"
         state = "connected" if self.connected else "not connected"
         user = f" user={self._credentials.username!r}" if self._credentials else ""
         return f"<smtpx.Client {self.host}:{self.port} tls={self.tls.value}{user} {state}>"
@@ -146,9 +179,8 @@ class Client:
         """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate."""
         if self.connected:
             self.close()
-        if self.local_hostname is None:
-            self.local_hostname = await asyncio.to_thread(_fqdn)
-        check_hostname(self.local_hostname)
+        if self._local_hostname is None:
+            self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
         implicit = self.tls is TLSMode.IMPLICIT
         self._smtp = Transport(
             hostname=self.host,
@@ -281,9 +313,14 @@ class Client:
         await self.ehlo()
         return ready
 
-    async def login(self) -> Authenticated:
-        """AUTH with the best mechanism both sides know; the server's reply decides."""
-        return await _auth.login(self, self._credentials)
+    async def login(
+        self, credentials: tuple[str, str] | Credentials | None = None
+    ) -> Authenticated:
+        """AUTH with the best mechanism both sides know; the server's reply decides.
+
+        Uses the client's ``credentials`` unless others are given here."""
+        given = credentials_pair(credentials) if credentials is not None else None
+        return await _auth.login(self, given or self._credentials)
 
     async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
         """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""
@@ -452,7 +489,8 @@ class Client:
     ) -> Success:
         """Send one command line and classify its reply as ``command``."""
         protocol = self._require().reply_protocol
-        line = command_line(args)
+        # An AUTH line carries credentials: a Secret, whose repr is redacted, to the write.
+        line = secret_line(args) if command is Command.AUTH else command_line(args)
         if self.transcript:
             log_sent(command, args)
         await self._run(command, protocol.exchange(line, self.timeout), recipient=recipient)
@@ -525,7 +563,7 @@ async def send(
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
-    **options: Any,
+    **options: Unpack[ClientOptions],
 ) -> SendResult:
     """Send one message on a new connection, then quit.  ``options`` are those of ``Client``.
 

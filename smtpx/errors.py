@@ -22,7 +22,7 @@ too.  ``*`` marks a category base::
     │   ├── TLSUnavailable            454 to STARTTLS                    (TLSError)
     │   ├── AuthUnavailable           454 to AUTH                        (AuthError)
     │   ├── PasswordTransitionNeeded  432                                (AuthError)
-    │   ├── ConnectError              no connection: refused, DNS (101)  (NetworkError)
+    │   ├── ConnectError              no connection: refused, DNS down (101) (NetworkError)
     │   │   └── ConnectTimeout        no connection or greeting in time
     │   ├── ConnectionLost            closed before a reply arrived      (NetworkError)
     │   └── ResponseTimeout           no reply in time                   (NetworkError)
@@ -52,12 +52,14 @@ too.  ``*`` marks a category base::
     │   ├── ParametersNotRecognized   555
     │   ├── DomainDoesNotAcceptMail   556
     │   ├── TLSNotOffered             TLS required, STARTTLS not offered (TLSError)
-    │   └── TLSHandshakeFailed        handshake failed                   (TLSError)
-    │       └── CertificateInvalid    certificate not verified
+    │   ├── TLSHandshakeFailed        handshake failed                   (TLSError)
+    │   │   └── CertificateInvalid    certificate not verified
+    │   ├── TLSModeMismatch           implicit TLS port vs STARTTLS, or back (TLSError)
+    │   └── HostNotFound              the host name does not exist (DNS) (NetworkError)
     ├── DeliveryUnknown               lost after the final "."; maybe delivered (NetworkError)
     ├── ProtocolError                 a reply that is not SMTP: bad code, bad framing
     │   └── UnexpectedReply           a positive code the command does not allow
-    ├── UsageError                    refused before sending: bad address, bad option
+    ├── UsageError                    refused before sending: bad option or input (also ValueError)
     │   ├── InvalidEnvelope           bad envelope address or parameter  (also ValueError)
     │   ├── InvalidMessage            message bytes that cannot be sent safely (also ValueError)
     │   ├── ExtensionRequired         the message needs SMTPUTF8/8BITMIME the server lacks
@@ -434,6 +436,21 @@ class CertificateInvalid(TLSHandshakeFailed):
     summary = "the server's certificate could not be verified"
 
 
+class TLSModeMismatch(PermanentError, TLSError):
+    """The port speaks the other TLS mode: implicit TLS (465) where STARTTLS or plaintext
+    was asked for, or plaintext SMTP where implicit TLS was; the message says which."""
+
+    summary = "the server's port uses another TLS mode"
+
+
+class HostNotFound(PermanentError, NetworkError):
+    """The host name does not exist in DNS (EAI_NONAME): no retry will find it.
+
+    A resolver that could not answer (EAI_AGAIN) is a ``ConnectError`` instead."""
+
+    summary = "the host name does not exist"
+
+
 # -- neither severity --------------------------------------------------------
 
 
@@ -483,8 +500,10 @@ class UnexpectedReply(ProtocolError):
     summary = "unexpected positive reply"
 
 
-class UsageError(SMTPError):
-    """smtpx refused the request before sending anything."""
+class UsageError(SMTPError, ValueError):
+    """smtpx refused the request before sending anything: a wrong option or input.
+
+    Also a ``ValueError``, as Python's own checks of arguments are."""
 
     summary = "invalid request"
 

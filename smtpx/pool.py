@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Unpack
 
 import attrs
 
@@ -21,6 +22,7 @@ from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._message import MessageInput
 from smtpx.client import Client
+from smtpx.config import ClientConfig, ClientOptions, resolve_config
 from smtpx.results import SendResult
 from smtpx.retry import RetryPolicy
 
@@ -46,6 +48,16 @@ class _Slot:
     last_used: float = attrs.field(factory=time.monotonic)
 
 
+def _is_seconds(value: object) -> bool:
+    """A finite, non-negative number that is not a bool."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 class RateLimiter:
     """At most ``rate`` acquisitions per second, shared by every caller (a token bucket)."""
 
@@ -57,8 +69,11 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if rate <= 0 or burst < 1:
-            raise e.UsageError(f"rate must be positive and burst at least 1, not {rate}, {burst}")
+        if not _is_seconds(rate) or rate == 0 or type(burst) is not int or burst < 1:
+            raise e.UsageError(
+                f"rate must be a positive number and burst an int of at least 1, "
+                f"not {rate!r}, {burst!r}"
+            )
         self.interval = 1.0 / rate
         self.burst = burst
         self._sleep, self._clock = sleep, clock
@@ -88,7 +103,7 @@ class Pool:
 
     def __init__(
         self,
-        host: str,
+        host: str | ClientConfig | None = None,
         port: int | None = None,
         *,
         size: int = 8,
@@ -96,16 +111,27 @@ class Pool:
         idle_timeout: float = 60.0,
         check_after: float = 5.0,
         rate_limit: float | RateLimiter | None = None,
-        **client_options: Any,
+        config: ClientConfig | None = None,
+        **client_options: Unpack[ClientOptions],
     ) -> None:
-        if size < 1 or max_messages < 1:
-            raise e.UsageError("size and max_messages must be at least 1")
-        self.host, self.port = host, port
+        self.config = resolve_config(host, port, config, client_options)
+        for name, value in (("size", size), ("max_messages", max_messages)):
+            if type(value) is not int or value < 1:
+                raise e.UsageError(f"{name} must be an int of at least 1, not {value!r}")
+        for name, number in (("idle_timeout", idle_timeout), ("check_after", check_after)):
+            if not _is_seconds(number):
+                raise e.UsageError(f"{name} must be a number of seconds, not {number!r}")
+        if not (
+            rate_limit is None or isinstance(rate_limit, RateLimiter) or _is_seconds(rate_limit)
+        ):
+            raise e.UsageError(
+                "rate_limit must be messages per second, a RateLimiter or None, "
+                f"not {rate_limit!r}"
+            )
         self.size = size
         self.max_messages = max_messages
         self.idle_timeout = idle_timeout
         self.check_after = check_after
-        self._options = client_options
         if isinstance(rate_limit, int | float):
             rate_limit = RateLimiter(rate_limit)
         self._limiter = rate_limit
@@ -117,7 +143,17 @@ class Pool:
         self._closed = False
         self.stats = PoolStats()
 
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
     def __repr__(self) -> str:
+        if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
+            return "<smtpx.Pool (not set up)>"
         return (
             f"<smtpx.Pool {self.host}:{self.port} size={self.size} "
             f"idle={len(self._idle)} in_flight={self._in_flight}>"
@@ -192,7 +228,7 @@ class Pool:
                     continue
             return slot
         self.stats.connections_opened += 1
-        return _Slot(Client(self.host, self.port, **self._options))
+        return _Slot(Client(config=self.config))
 
     async def _give_back(self, slot: _Slot) -> None:
         # A send that failed with the session intact (a refusal, after RSET) leaves

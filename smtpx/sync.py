@@ -17,19 +17,18 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import ssl
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from smtpx import errors as e
-from smtpx._auth import Credentials
 from smtpx._message import MessageInput
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode
 from smtpx.client import Client, send
+from smtpx.config import ClientConfig, ClientOptions, resolve_config
 from smtpx.results import Ready, SendResult
 from smtpx.retry import RetryPolicy
 
@@ -140,41 +139,33 @@ class SyncClient:
 
     def __init__(
         self,
-        host: str,
+        host: str | ClientConfig | None = None,
         port: int | None = None,
         *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        credentials: tuple[str, str] | Credentials | None = None,
-        timeout: float = 30.0,
-        local_hostname: str | None = None,
-        tls_context: ssl.SSLContext | None = None,
-        allow_plaintext_auth: bool = False,
-        total_timeout: float | None = 600.0,
-        transcript: bool = False,
-        chunking: bool = True,
+        config: ClientConfig | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.host = host
-        self.port = port if port is not None else tls.default_port
-        self.tls = tls
-        if isinstance(credentials, tuple):
-            credentials = Credentials(*credentials)  # its repr hides the password
-        self._options: dict[str, Any] = {
-            "tls": tls,
-            "credentials": credentials,
-            "timeout": timeout,
-            "local_hostname": local_hostname,
-            "tls_context": tls_context,
-            "allow_plaintext_auth": allow_plaintext_auth,
-            "total_timeout": total_timeout,
-            "transcript": transcript,
-            "chunking": chunking,
-        }
+        self.config = resolve_config(host, port, config, options)
         self._session: _Session | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._guard = threading.Lock()  # guards _session
 
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    @property
+    def tls(self) -> TLSMode:
+        return self.config.tls
+
     def __repr__(self) -> str:
-        credentials = self._options["credentials"]
+        if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
+            return "<smtpx.SyncClient (not set up)>"
+        credentials = self.config.credentials
         user = f" user={credentials.username!r}" if credentials else ""
         state = "open" if self._session is not None else "closed"
         return f"<smtpx.SyncClient {self.host}:{self.port} tls={self.tls.value}{user} {state}>"
@@ -186,7 +177,7 @@ class SyncClient:
         with self._guard:
             session = self._session
             if session is None:
-                client = Client(self.host, self.port, **self._options)
+                client = Client(config=self.config)
                 session = self._session = _Session(client, f"smtpx-sync-{self.host}")
                 # A client dropped without quit() must not leave its thread behind.
                 self._finalizer = weakref.finalize(self, session.abandon)
@@ -330,7 +321,7 @@ def send_sync(
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
-    **client_options: Any,
+    **client_options: Unpack[ClientOptions],
 ) -> SendResult:
     """Send one message on a new connection, then quit: the blocking ``smtpx.send``.
 
@@ -340,6 +331,7 @@ def send_sync(
     To send several messages over one connection, use :class:`SyncClient`.
     """
     _refuse_in_event_loop("send_sync()")
+    ClientConfig.from_options(host, port, client_options)  # a wrong option fails here, at once
     coroutine = send(
         message,
         host=host,

@@ -459,3 +459,19 @@ def test_serve_rejects_bad_failure_specs(option: str) -> None:
     result = run("serve", "--port", "0", option)
     assert result.exit_code == 2
     assert "Error" in result.stderr
+
+
+@pytest.mark.parametrize("mode", ["NONE", "None", "none"])
+def test_tls_flag_takes_any_case(server: ScriptedServer, mode: str) -> None:
+    base = ("send", "--host", server.host, "--port", str(server.port), "--tls", mode, *LOCAL)
+    result = run(*base, "--from", "app@example.com", "--to", "alice@example.com")
+    assert result.exit_code == 0, result.output
+    assert len(server.messages) == 1
+
+
+def test_an_unknown_tls_flag_is_refused_before_connecting(server: ScriptedServer) -> None:
+    base = ("send", "--host", server.host, "--port", str(server.port), "--tls", "startls")
+    result = run(*base, *LOCAL, "--from", "app@example.com", "--to", "alice@example.com")
+    assert result.exit_code == 2
+    assert "starttls" in result.output
+    assert server.connections == 0

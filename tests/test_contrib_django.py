@@ -182,3 +182,41 @@ def test_connection_failure(server: ScriptedServer) -> None:
 async def test_usable_from_a_running_event_loop(server: ScriptedServer) -> None:
     # e.g. called from an async view without sync_to_async: the backend has its own loop.
     assert mail.send_mail("Hi", "Body", None, ["alice@example.com"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("SMTPX_TLS", "bogus"),
+        ("SMTPX_TLS", "ssl"),
+        ("EMAIL_TIMEOUT", 0),
+        ("EMAIL_TIMEOUT", "30"),
+        ("EMAIL_PORT", 70000),
+        ("EMAIL_PORT", "smtp"),
+        ("SMTPX_OPTIONS", {"hostname": "x"}),
+        ("SMTPX_OPTIONS", {"chunking": "no"}),
+        ("EMAIL_SSL_CERTFILE", "/nonexistent/cert.pem"),
+    ],
+)
+def test_a_wrong_setting_is_a_usage_error_when_the_backend_is_made(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, setting: str, value: object
+) -> None:
+    monkeypatch.setattr(settings, setting, value, raising=False)
+    with pytest.raises(smtpx.UsageError):
+        EmailBackend()
+    assert server.connections == 0  # nothing connected
+
+
+@pytest.mark.parametrize("value", ["starttls", "STARTTLS", "None", "none"])
+def test_smtpx_tls_setting_takes_any_case(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_TLS", value, raising=False)
+    assert EmailBackend().tls.value == value.lower()
+
+
+def test_a_port_from_the_environment_may_be_a_string(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "EMAIL_PORT", str(server.port))
+    assert mail.send_mail("Hi", "Body", None, ["alice@example.com"]) == 1

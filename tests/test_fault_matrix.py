@@ -58,6 +58,7 @@ GOOD = f"recipient@{DOMAIN}"  # accepted by Postfix
 LOCAL_HOSTNAME = "client.test"
 TIMEOUT = 5.0  # ordinary cases: replies come in milliseconds
 SHORT = 0.3  # the client timeout of the delay cases
+PROBED = 4.0  # over the 2 s of silence after which the client checks for implicit TLS
 DELAY = 1  # the server's delay in those cases (seconds, > SHORT)
 HANG = 15.0  # a case that takes longer has hung: fail it
 
@@ -619,21 +620,22 @@ POSTFIX_CASES = [
         "`TLSMode.IMPLICIT` to the plaintext port: the server's `220` greeting arrives "
         "where a TLS record was expected",
         postfix(tls=TLSMode.IMPLICIT),
-        Expect(smtpx.TLSHandshakeFailed, None, Command.CONNECT),
+        Expect(smtpx.TLSModeMismatch, None, Command.CONNECT),
         recipients=(GOOD,),
         connected=False,
-        note="TLSHandshakeFailed (permanent, OpenSSL: wrong version number), not a "
-        "ProtocolError: no SMTP reply was parsed",
+        note="TLSModeMismatch (permanent; OpenSSL: wrong version number), saying to use "
+        "STARTTLS; not a ProtocolError: no SMTP reply was parsed",
     ),
     Case(
         "postfix-plaintext-to-implicit-tls-port",
         POSTFIX,
         "plaintext client (STARTTLS mode) to the implicit TLS port: both sides wait",
-        postfix(smtps=True, tls=TLSMode.STARTTLS, timeout=SHORT),
-        Expect(smtpx.ConnectTimeout, None, Command.CONNECT),
+        postfix(smtps=True, tls=TLSMode.STARTTLS, timeout=PROBED),
+        Expect(smtpx.TLSModeMismatch, None, Command.CONNECT),
         recipients=(GOOD,),
         connected=False,
-        note=f"no greeting within timeout={SHORT}s",
+        note="no greeting within 2 s; a TLS handshake on a second connection succeeds, so "
+        "the error says to use implicit TLS (permanent), long before the time-out",
     ),
     Case(
         "postfix-split-deliver",

@@ -150,7 +150,7 @@ def tls_options(function: F) -> F:
     return click.option(
         "--tls",
         "tls",
-        type=click.Choice([mode.value for mode in TLSMode]),
+        type=click.Choice([mode.value for mode in TLSMode], case_sensitive=False),
         default=TLSMode.STARTTLS.value,
         show_default=True,
         help="starttls: upgrade, required; implicit: TLS from the first byte (port 465); "

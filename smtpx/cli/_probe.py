@@ -137,9 +137,8 @@ async def _probe(
         echo(f"AUTH:         {' '.join(client.auth_mechanisms) or '(not offered)'}")
         if credentials is not None:
             echo()
-            client._credentials = credentials  # login() reads them from there
             with _transcript():
-                result = await client.login()
+                result = await client.login(credentials)
             echo(f"authentication: {type(result).__name__} {result.reply}", fg="green")
     except e.SMTPError as error:
         echo()

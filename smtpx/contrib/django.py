@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import email.message
 import logging
+import ssl
 import threading
 from collections.abc import Coroutine, Sequence
 from email.utils import parseaddr
@@ -48,6 +49,7 @@ from django.conf import settings  # type: ignore[import-untyped]
 from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[import-untyped]
 
 import smtpx
+from smtpx.config import tls_mode
 
 __all__ = ["EmailBackend"]
 
@@ -84,7 +86,7 @@ class _LoopThread:
 
 def _tls_mode(use_tls: bool, use_ssl: bool, override: object) -> smtpx.TLSMode:
     if override is not None:
-        return override if isinstance(override, smtpx.TLSMode) else smtpx.TLSMode(override)
+        return tls_mode(override)
     if use_ssl:
         return smtpx.TLSMode.IMPLICIT
     return smtpx.TLSMode.STARTTLS if use_tls else smtpx.TLSMode.NONE
@@ -95,7 +97,7 @@ def _retry_policy(setting: object) -> smtpx.RetryPolicy | None:
         return setting
     if isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1:
         return smtpx.RetryPolicy(attempts=setting) if setting > 1 else None
-    raise ValueError(
+    raise smtpx.UsageError(
         f"SMTPX_RETRY must be None, a number of attempts or a RetryPolicy: {setting!r}"
     )
 
@@ -143,7 +145,7 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         self.ssl_keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
         self.ssl_certfile = settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
         if self.use_ssl and self.use_tls:
-            raise ValueError(
+            raise smtpx.UsageError(
                 "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set "
                 "one of those settings to True."
             )
@@ -153,25 +155,37 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         )
         self.allow_plaintext_auth = bool(getattr(settings, "SMTPX_ALLOW_PLAINTEXT_AUTH", False))
         self.options: dict[str, Any] = dict(getattr(settings, "SMTPX_OPTIONS", None) or {})
+        self.config = self._config()  # a wrong setting fails here, not at the first send
         self.client: smtpx.Client | None = None
         self._loop = _LoopThread()
         self._lock = threading.RLock()
 
-    def _make_client(self) -> smtpx.Client:
+    def _config(self) -> smtpx.ClientConfig:
         options: dict[str, Any] = {
             "tls": self.tls,
             "allow_plaintext_auth": self.allow_plaintext_auth,
         }
         if self.username:
-            options["credentials"] = (self.username, self.password)
+            options["credentials"] = smtpx.Credentials(self.username, self.password)
         if self.timeout is not None:
             options["timeout"] = self.timeout
         if self.ssl_certfile or self.ssl_keyfile:
             context = smtpx.default_context()
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            try:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                raise smtpx.UsageError(
+                    f"EMAIL_SSL_CERTFILE / EMAIL_SSL_KEYFILE could not be loaded: {exc}"
+                ) from exc
             options["tls_context"] = context
         options.update(self.options)
-        return smtpx.Client(self.host, self.port, **options)
+        port = self.port
+        if isinstance(port, str) and port.strip().isdigit():
+            port = int(port)  # settings read from the environment are strings
+        return smtpx.ClientConfig.from_options(self.host, port, options)
+
+    def _make_client(self) -> smtpx.Client:
+        return smtpx.Client(config=self.config)
 
     def open(self) -> bool | None:
         """Connect (and authenticate). True if a new connection was opened, False if one
