@@ -229,9 +229,8 @@ def test_the_refused_set_is_the_unprintable_categories() -> None:
 @pytest.mark.parametrize("evil", ["a\x85b", "a\u2028b", "a\u202eb", "a\udcffb", "a\u200bb"])
 async def test_unprintable_text_reaches_no_server_in_any_command(evil: str) -> None:
     async with RawServer() as server:
-        client = smtpx.Client(server.host, server.port, **{**PLAIN, "local_hostname": evil})
-        with pytest.raises(smtpx.InvalidEnvelope):
-            await client.connect()
+        with pytest.raises(smtpx.InvalidEnvelope, match="local_hostname"):
+            smtpx.Client(server.host, server.port, **{**PLAIN, "local_hostname": evil})
         async with smtpx.Client(server.host, server.port, **PLAIN) as good:
             with pytest.raises(smtpx.InvalidEnvelope):
                 await good.mail(f"{evil}@example.com")
