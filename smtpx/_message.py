@@ -129,15 +129,15 @@ def prepare(
     if not unique:
         raise InvalidEnvelope("the message has no recipients (no To, Cc or Bcc, none given)")
 
+    if _BCC.search(head):  # Bcc is never transmitted
+        data = _BCC.sub(b"", head) + data[len(head) :]
+        head = header_block(data)
     if add_missing_headers and not {"date", "message-id"} <= present:
         added = _missing_headers(present, local_hostname, sender, fields)
         if _starts_with_headers(data):
             data, head = added + data, added + head
         else:  # the message is all body: the headers need the empty line after them
             data, head = b"".join((added, b"\r\n", data)), added
-    if _BCC.search(head):  # Bcc is never transmitted
-        data = _BCC.sub(b"", head) + data[len(head) :]
-        head = header_block(data)
     return Envelope(
         sender=sender,
         recipients=unique,
@@ -286,10 +286,10 @@ def _usable_domain(name: str | None) -> str | None:
 def _starts_with_headers(data: bytes) -> bool:
     """Whether normalised ``data`` opens with its header block, as ``email.feedparser``
     reads it: a field, a Unix "From " line, or the empty line of an empty block."""
-    first = data[: data.find(b"\n") + 1]
-    return not first or first == b"\r\n" or _HEADER_START.match(first) is not None
+    return not data or data.startswith(b"\r\n") or _HEADER_START.match(data) is not None
 
 
+# the start of a header line (email.feedparser's headerRE but for folds, refused before)
 _HEADER_START = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:")
 
 # One Bcc field with its continuation lines, in a header block with CRLF line ends.
