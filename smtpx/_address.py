@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 
 from smtpx.errors import InvalidEnvelope
 
@@ -145,6 +146,14 @@ def check_parameter(parameter: str) -> str:
 def param_arg(option: str) -> bytes:
     """An ESMTP parameter as command bytes, checked."""
     return check_parameter(option).encode("ascii")
+
+
+def param_args(options: Iterable[str]) -> tuple[bytes, ...]:
+    """ESMTP parameters as command bytes, checked; one str is refused, not split into
+    one parameter per letter (``"SMTPUTF8"`` would go out as ``S M T P U T F 8``)."""
+    if isinstance(options, str | bytes):
+        raise InvalidEnvelope(f"ESMTP parameters must be a list of str, not one: {options!r}")
+    return tuple(map(param_arg, options))
 
 
 def text_arg(value: str) -> bytes:

@@ -1,4 +1,10 @@
-"""Turning what the caller gives ``send()`` into an envelope and the bytes for DATA."""
+"""Turning what the caller gives ``send()`` into an envelope and the bytes for DATA.
+
+Every check happens here, before anything is sent: addresses (``smtpx._address``),
+header fields of message objects (``smtpx._headers.check_field``), the bytes
+(``smtpx._data``).  A message lacking ``Date`` or ``Message-ID`` gets them here, once
+per ``send()``, so that a retry resends the same Message-ID.
+"""
 
 from __future__ import annotations
 

@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from rawserver import RawServer
 
 import smtpx
-from smtpx._address import check_address, check_hostname, check_parameter, text_arg
+from smtpx._address import (
+    check_address,
+    check_hostname,
+    check_parameter,
+    param_args,
+    text_arg,
+)
 from smtpx._message import MessageInput, prepare
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
@@ -243,3 +249,10 @@ async def test_unprintable_text_reaches_no_server_in_any_command(evil: str) -> N
                     await method(evil)
             assert (await good.noop()).reply.code == 250  # nothing was sent: still in step
     assert [c.split(b" ")[0] for c in server.commands()] == [b"EHLO", b"NOOP", b"QUIT"]
+
+
+def test_esmtp_parameters_are_a_list_never_one_str_split_into_letters() -> None:
+    assert param_args(["SMTPUTF8", "SIZE=10"]) == (b"SMTPUTF8", b"SIZE=10")
+    for one in ("SMTPUTF8", b"SMTPUTF8"):
+        with pytest.raises(smtpx.InvalidEnvelope, match="list"):
+            param_args(one)  # type: ignore[arg-type]
