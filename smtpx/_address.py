@@ -139,7 +139,9 @@ def check_parameter(parameter: str) -> str:
     """Return ``parameter`` when it is a well-formed ESMTP parameter (``SIZE=1000``,
     ``NOTIFY=SUCCESS,FAILURE``); raise ``InvalidEnvelope`` if not."""
     if not isinstance(parameter, str) or not _PARAMETER.fullmatch(parameter):
-        raise InvalidEnvelope(f"invalid ESMTP parameter {parameter!r}")
+        bad = unprintable(parameter) if isinstance(parameter, str) else None
+        detail = f": it contains {bad}" if bad else ""
+        raise InvalidEnvelope(f"invalid ESMTP parameter {parameter!r}{detail}")
     return parameter
 
 
