@@ -3,12 +3,24 @@
 aiosmtplib on Python ≤ 3.12 rewrites some malformed addresses silently, and a
 CR or LF in an address would inject a command: we refuse both with
 ``InvalidEnvelope``.  Limits are RFC 5321 §4.5.3.1.
+
+No address, host name or command argument may hold a character that
+``str.isprintable()`` rejects: the Unicode categories Cc (C0 and C1 controls,
+DEL), Cf (format characters: soft hyphen, zero-width space and joiners, bidi
+marks and overrides, word joiner, BOM...), Zl and Zp (U+2028, U+2029), Zs other
+than the ASCII space (no-break and other spaces), Cs (lone surrogates: what
+bytes that are not UTF-8 become), Co (private use) and Cn (unassigned).  Some
+split a line where a reader does not expect it; the others make an address
+look like another.  An address may not hold U+FFFD either: a decoder leaves it
+where the bytes were not text (``EmailMessage`` does, for a lone surrogate).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
+from collections.abc import Iterable
 
 from smtpx.errors import InvalidEnvelope
 
@@ -16,14 +28,42 @@ MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
 MAX_PATH = 256
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What each category that str.isprintable() rejects is, for error messages.
+_KINDS = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Zs": "a space character",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+}
+
+
+def unprintable(text: str) -> str | None:
+    """What the first character of ``text`` that is not printable is, or None if all are.
+
+    Printable as ``str.isprintable()`` means it (the ASCII space counts as printable)."""
+    if text.isprintable():  # one pass in C: the common case
+        return None
+    char = next(c for c in text if not c.isprintable())
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # how surrogateescape carries an undecodable byte
+        return f"the byte 0x{code - 0xDC00:02X}, which is not UTF-8 (lone surrogate U+{code:04X})"
+    category = unicodedata.category(char)
+    if category == "Cs":
+        return f"a lone surrogate U+{code:04X}, which is not Unicode text"
+    return f"{_KINDS.get(category, 'a non-printing character')} U+{code:04X}"
+
+
 # dot-atom or quoted-string local part (RFC 5321 §4.1.2), any non-ASCII allowed (RFC 6531)
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
 _LOCAL = re.compile(rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[^"\\]|\\[ -~])*")')
 _LABEL = (
     r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
 )
-_DOMAIN = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[^\[\]\\]+\])")
+# address-literal: "[" dcontent "]", dcontent printable ASCII but "[", "\\", "]" (§4.1.3)
+_DOMAIN = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[\x21-\x5a\x5e-\x7e]+\])")
 
 
 def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
@@ -49,8 +89,14 @@ _ROLE = "\0role\0"  # stands for the role in a cached message; repr() never yiel
 def _problem(address: str) -> str | None:
     """What is wrong with ``address``, or None.  Cached: each address of a message is
     checked when the envelope is built and again when its command is written."""
-    if _CONTROL.search(address):
-        return f"the {_ROLE} address {address!r} contains a control character (CR, LF, NUL, ...)"
+    bad = unprintable(address)
+    if bad is not None:
+        return f"the {_ROLE} address {address!r} contains {bad}"
+    if "\ufffd" in address:  # a decoder's mark for bytes it could not read
+        return (
+            f"the {_ROLE} address {address!r} contains U+FFFD, the replacement character: "
+            "it was decoded from bytes that are not UTF-8"
+        )
     if address.startswith("<") or address.endswith(">"):
         return f"give the {_ROLE} address without angle brackets: {address!r}"
     local, at, domain = address.rpartition("@")
@@ -71,6 +117,8 @@ def _problem(address: str) -> str | None:
 
 def check_hostname(hostname: str) -> str:
     """Return ``hostname`` (our EHLO/HELO name) when it is one printable ASCII word."""
+    if not isinstance(hostname, str):
+        raise InvalidEnvelope(f"local_hostname must be a str, not {type(hostname).__name__}")
     if not hostname or not hostname.isascii() or not hostname.isprintable() or " " in hostname:
         raise InvalidEnvelope(
             f"local_hostname {hostname!r} must be one word of printable ASCII "
@@ -91,7 +139,9 @@ def check_parameter(parameter: str) -> str:
     """Return ``parameter`` when it is a well-formed ESMTP parameter (``SIZE=1000``,
     ``NOTIFY=SUCCESS,FAILURE``); raise ``InvalidEnvelope`` if not."""
     if not isinstance(parameter, str) or not _PARAMETER.fullmatch(parameter):
-        raise InvalidEnvelope(f"invalid ESMTP parameter {parameter!r}")
+        bad = unprintable(parameter) if isinstance(parameter, str) else None
+        detail = f": it contains {bad}" if bad else ""
+        raise InvalidEnvelope(f"invalid ESMTP parameter {parameter!r}{detail}")
     return parameter
 
 
@@ -100,8 +150,20 @@ def param_arg(option: str) -> bytes:
     return check_parameter(option).encode("ascii")
 
 
+def param_args(options: Iterable[str]) -> tuple[bytes, ...]:
+    """ESMTP parameters as command bytes, checked; one str is refused, not split into
+    one parameter per letter (``"SMTPUTF8"`` would go out as ``S M T P U T F 8``)."""
+    if isinstance(options, str | bytes):
+        raise InvalidEnvelope(f"ESMTP parameters must be a list of str, not one: {options!r}")
+    return tuple(map(param_arg, options))
+
+
 def text_arg(value: str) -> bytes:
-    """A free-text argument (VRFY, EXPN, HELP) as command bytes: no control characters."""
-    if not value.isprintable():
-        raise InvalidEnvelope(f"argument {value!r} contains a control character")
+    """A free-text argument (VRFY, EXPN, HELP) as command bytes: printable, so no control,
+    format or separator character and no lone surrogate (see the module docstring)."""
+    if not isinstance(value, str):
+        raise InvalidEnvelope(f"the argument must be a str, not {type(value).__name__}")
+    bad = unprintable(value)
+    if bad is not None:
+        raise InvalidEnvelope(f"argument {value!r} contains {bad}")
     return value.encode("utf-8")

@@ -19,6 +19,10 @@ END_OF_DATA = b".\r\n"  # sent after the payload, which ends with CRLF
 
 def normalize(message: bytes) -> bytes:
     """``message`` with CRLF line endings and a final CRLF; refuses NUL and over-long lines."""
+    if not isinstance(message, bytes):  # a str (say) given to data() or bdat()
+        if not isinstance(message, bytearray | memoryview):
+            raise InvalidMessage(f"the message must be bytes, not {type(message).__name__}")
+        message = bytes(message)
     if b"\0" in message:
         raise InvalidMessage("the message contains a NUL byte, which SMTP cannot carry")
     # bytes.replace, not re.sub: re.sub builds a bytes object per line before joining

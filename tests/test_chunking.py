@@ -20,9 +20,15 @@ from smtpx._transaction import CHUNK_IN_PIPELINE
 from smtpx.testing import ScriptedServer
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
-HEAD = b"From: a@example.com\r\nTo: b@example.com, c@example.com\r\nBcc: d@example.com\r\n\r\n"
+# Date and Message-ID of their own: smtpx adds none, so what is sent is what is given
+STAMP = b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nMessage-ID: <fixture@example.com>\r\n"
+HEAD = (
+    b"From: a@example.com\r\nTo: b@example.com, c@example.com\r\nBcc: d@example.com\r\n"
+    + STAMP
+    + b"\r\n"
+)
 BODY = b".leading dot\nbare LF\r\nend\r\n"
-SENT = b"From: a@example.com\r\nTo: b@example.com, c@example.com\r\n\r\n"
+SENT = b"From: a@example.com\r\nTo: b@example.com, c@example.com\r\n" + STAMP + b"\r\n"
 SENT_BODY = b".leading dot\r\nbare LF\r\nend\r\n"  # normalised, not dot-stuffed
 
 

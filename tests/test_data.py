@@ -14,7 +14,11 @@ from smtpx._data import MAX_LINE, _long_line, dot_stuff, encode_data, normalize
 from smtpx._message import prepare
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
-HEAD = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: big\r\n\r\n"
+# Date and Message-ID of its own: smtpx adds none, so the message is not copied
+HEAD = (
+    b"From: a@example.com\r\nTo: b@example.com\r\nSubject: big\r\n"
+    b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nMessage-ID: <fixture@example.com>\r\n\r\n"
+)
 
 
 def reference_payload(message: bytes) -> bytes:
@@ -89,3 +93,19 @@ async def test_a_connection_lost_mid_message_is_not_delivery_unknown() -> None:
         assert caught.value.undelivered == ("b@example.com",)
         assert "not delivered" in str(caught.value)
         assert not client.connected
+
+
+@pytest.mark.parametrize("message", ["Subject: x\r\n\r\nbody\r\n", None, 5])
+async def test_data_and_bdat_refuse_what_is_not_bytes_before_sending(message: object) -> None:
+    async with (
+        RawServer(chunking=True) as server,
+        smtpx.Client(server.host, server.port, **PLAIN) as client,
+    ):
+        await client.mail("a@example.com")
+        await client.rcpt("b@example.com")
+        for method in (client.data, client.bdat):
+            with pytest.raises(smtpx.InvalidMessage, match="must be bytes"):
+                await method(message)  # type: ignore[arg-type]
+        assert (await client.data(b"Subject: x\r\n\r\nok\r\n")).reply.code == 250
+    assert not any(c.startswith(b"BDAT") for c in server.commands())
+    assert server.commands().count(b"DATA") == 1

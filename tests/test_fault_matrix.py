@@ -62,7 +62,11 @@ PROBED = 4.0  # over the 2 s of silence after which the client checks for implic
 DELAY = 1  # the server's delay in those cases (seconds, > SHORT)
 HANG = 15.0  # a case that takes longer has hung: fail it
 
-HEADERS = f"From: {SENDER}\r\nTo: {GOOD}\r\nSubject: fault matrix\r\n\r\n".encode()
+# Date and Message-ID of their own, so that smtpx adds none: message_of() is exact
+HEADERS = (
+    f"From: {SENDER}\r\nTo: {GOOD}\r\nSubject: fault matrix\r\n"
+    "Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nMessage-ID: <fault-matrix@example.test>\r\n\r\n"
+).encode()
 MESSAGE = HEADERS + b"Hello from the smtpx fault matrix.\r\n"
 
 

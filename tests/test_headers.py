@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from smtpx import InvalidEnvelope
-from smtpx._headers import ENVELOPE_FIELDS, addresses, field_values, header_block
+from smtpx._headers import READ_FIELDS, addresses, field_values, header_block
 
 LINES = st.sampled_from(
     [
@@ -43,6 +43,9 @@ LINES = st.sampled_from(
         b"To: j\xc3\xb6rg@example.com",
         b"Cc: \xff\xfe@example.com",
         b"Received: from a by b; Mon, 1 Jan 2024",
+        b"Date: Mon, 1 Jan 2024 00:00:00 +0000",
+        b"message-id: <x@y.z>",
+        b"Message-ID:",
     ]
 )
 
@@ -52,7 +55,7 @@ def compat32_values(head: bytes) -> dict[str, list[str]]:
     parsed = HeaderParser(policy=email.policy.compat32).parsestr(text, headersonly=True)
     values: dict[str, list[str]] = {}
     for key, value in parsed.raw_items():
-        if key.lower() in ENVELOPE_FIELDS:
+        if key.lower() in READ_FIELDS:
             values.setdefault(key.lower(), []).append(str(value))
     return values
 

@@ -15,13 +15,17 @@ from smtpx import Command
 from smtpx.testing import ScriptedServer
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test", "timeout": 5}
-HEAD = b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: hi\r\n\r\n"
+# Date and Message-ID of their own: smtpx adds none, so what is sent is what is given
+STAMP = b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nMessage-ID: <fixture@example.com>\r\n"
+HEAD = (
+    b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: hi\r\n" + STAMP + b"\r\n"
+)
 MESSAGE = HEAD + b"Hello.\r\n"
 TO_THREE = (
     b"From: alice@example.com\r\n"
     b"To: Bob <bob@example.com>, carol@example.com\r\n"
     b"Cc: dave@example.com\r\n"
-    b"Subject: three\r\n\r\nHello all.\r\n"
+    b"Subject: three\r\n" + STAMP + b"\r\nHello all.\r\n"
 )
 THREE = ("bob@example.com", "carol@example.com", "dave@example.com")
 
