@@ -26,7 +26,7 @@ from aiosmtplib.response import SMTPResponse
 
 from smtpx import _auth, _transaction
 from smtpx import errors as e
-from smtpx._address import check_address, check_hostname, param_arg, text_arg
+from smtpx._address import check_address, check_hostname, param_args, text_arg
 from smtpx._auth import Credentials
 from smtpx._classify import classify
 from smtpx._commands import Command
@@ -250,7 +250,15 @@ class Client:
         With ``retry``, transient failures are retried for the recipients that
         have not accepted yet (see ``smtpx.retry``).
         """
-        envelope = prepare(message, sender=sender, recipients=recipients)
+        if self._local_hostname is None:  # the EHLO name, and the domain of a Message-ID
+            self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
+        envelope = prepare(
+            message,
+            sender=sender,
+            recipients=recipients,
+            add_missing_headers=self.config.add_missing_headers,
+            local_hostname=self._local_hostname,
+        )
         async with self._lock:
             if retry is not None:
                 return await send_with_retry(self, envelope, retry)
@@ -334,12 +342,12 @@ class Client:
     @staticmethod
     def mail_args(sender: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
         check_address(sender, role="sender", allow_null=True)
-        return (b"MAIL", f"FROM:<{sender}>".encode(), *map(param_arg, options))
+        return (b"MAIL", f"FROM:<{sender}>".encode(), *param_args(options))
 
     @staticmethod
     def rcpt_args(recipient: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
         check_address(recipient, role="recipient")
-        return (b"RCPT", f"TO:<{recipient}>".encode(), *map(param_arg, options))
+        return (b"RCPT", f"TO:<{recipient}>".encode(), *param_args(options))
 
     async def data(self, message: bytes) -> Success:
         """DATA, then the message (line endings normalised, dot-stuffed) and the final ".".

@@ -206,14 +206,6 @@ async def test_a_resent_message_keeps_its_message_id() -> None:
     assert first == second
 
 
-# Client(add_missing_headers=...) and the client's host name reach prepare() once the
-# client passes them: until then these fail, and xfail(strict=True) says so.
-NOT_WIRED = pytest.mark.xfail(
-    strict=True, reason="Client.send() does not pass add_missing_headers/local_hostname yet"
-)
-
-
-@NOT_WIRED
 async def test_client_add_missing_headers_false_sends_the_message_as_it_is() -> None:
     async with ScriptedServer() as server:
         await smtpx.send(
@@ -222,7 +214,6 @@ async def test_client_add_missing_headers_false_sends_the_message_as_it_is() -> 
     assert server.messages[0].data == MESSAGE
 
 
-@NOT_WIRED
 async def test_the_message_id_takes_the_clients_host_name() -> None:
     options = {**PLAIN, "local_hostname": "mail.example.net"}
     async with ScriptedServer() as server:

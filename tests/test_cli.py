@@ -513,3 +513,13 @@ def test_explain_a_reply_without_a_known_cause() -> None:
     assert re.search(r"^reason:\s+other", out, re.M)
     assert "guessed" not in out and "none matched" in out
     assert run("explain", "hello").exit_code == 2
+
+
+@pytest.mark.parametrize("subject", ["a\nb", "a\r\nBcc: evil@example.com", "x\ry"])
+def test_a_subject_with_a_line_break_is_a_usage_error(
+    server: ScriptedServer, subject: str
+) -> None:
+    result = send(server, "--to", "alice@example.com", "--subject", subject)
+    assert result.exit_code == 2, both(result)
+    assert "--subject" in result.output and "Traceback" not in result.output
+    assert server.messages == []

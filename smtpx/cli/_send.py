@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -141,13 +140,18 @@ def send(
 def _message(
     sender: str, recipients: tuple[str, ...], subject: str | None, body: str | None
 ) -> EmailMessage:
+    # Date and Message-ID are added when the message is sent.
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    message["Subject"] = subject if subject is not None else "smtpx test message"
-    message["Date"] = formatdate(localtime=True)
-    domain = sender.rpartition("@")[2] or None
-    message["Message-ID"] = make_msgid(domain=domain)
+    for name, value in (
+        ("From", sender),
+        ("To", ", ".join(recipients)),
+        ("Subject", subject if subject is not None else "smtpx test message"),
+    ):
+        try:
+            message[name] = value
+        except ValueError as exc:  # a CR or LF in the value (EmailMessage refuses it)
+            option = "--from" if name == "From" else "--to" if name == "To" else "--subject"
+            raise click.BadParameter(str(exc), param_hint=option) from exc
     message.set_content(body if body is not None else DEFAULT_BODY)
     return message
 

@@ -134,7 +134,9 @@ async def send_mail(
     refused: dict[str, smtpx.SMTPError] = {}
     error: smtpx.SMTPError | None = None
     try:
-        result = await mailer.pool.send(message, sender=envelope.sender, recipients=everyone)
+        # envelope.data: the exact bytes, with any Date/Message-ID added once, so that a
+        # follow-up attempt sends the same Message-ID and not a new one.
+        result = await mailer.pool.send(envelope.data, sender=envelope.sender, recipients=everyone)
     except smtpx.SMTPError as exc:
         error = exc
         for recipient, refusal in exc.rejected.items():
@@ -179,7 +181,7 @@ async def send_mail(
     # killed before it finished), the follow-up is not enqueued twice.
     job = await redis.enqueue_job(
         mailer.task_name,
-        message,
+        envelope.data,
         sender=envelope.sender,
         recipients=pending,
         attempt=attempt + 1,
