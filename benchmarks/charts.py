@@ -290,20 +290,16 @@ def cpu_chart(report: Report) -> Figure:
         bars = ax.barh(range(len(labels)), values, color=colours, alpha=0.85)
         ax.bar_label(bars, fmt="%.0f", padding=2, fontsize=7)
         floors = [v for label, v in zip(labels, values, strict=True) if label.startswith(FLOOR)]
-        if floors and min(floors) == min(floors):  # not NaN
-            ax.axvline(min(floors), color="black", linestyle="--", linewidth=1)
-            ax.annotate(
-                FLOOR,
-                (min(floors), len(labels) - 0.5),
-                xytext=(3, 0),
-                textcoords="offset points",
-                fontsize=7,
-                va="top",
-            )
+        floor = min(floors) if floors else float("nan")
+        if floor == floor:  # not NaN
+            ax.axvline(floor, color="black", linestyle="--", linewidth=1)
         ax.set_yticks(range(len(labels)), labels if ax is axes[0] else [""] * len(labels))
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel("client CPU per message, µs (user + system)")
+        ax.set_xlabel(
+            "client CPU per message, µs (user + system)"
+            + (f"\ndashed line: {FLOOR}, {floor:.0f} µs" if floor == floor else "")
+        )
         ax.set_title(SERVER_TITLES[server], fontsize=9)
     _finish(fig, report, "Client CPU per message (1 KiB, one recipient, loopback)")
     return fig
