@@ -12,8 +12,7 @@ import _measure as m
 def throughput(
     settings: m.Settings, processes: h.Processes, tmp: Path, node_note: str | None
 ) -> dict[str, Any]:
-    message = tmp / "message-1k.eml"
-    message.write_bytes(h.make_message(1024))
+    message = h.message_file(tmp)
     sink = h.start_smtp_sink(processes, pipelining=True)
     sink_p = h.start_smtp_sink(processes, pipelining=False)
     aiosmtpd = h.start_aiosmtpd(processes)
@@ -94,8 +93,7 @@ def latency_clients(node_note: str | None) -> tuple[list[m.Client], list[m.Clien
 def latency(
     settings: m.Settings, processes: h.Processes, tmp: Path, node_note: str | None
 ) -> dict[str, Any]:
-    message = tmp / "message-1k.eml"
-    message.write_bytes(h.make_message(1024))
+    message = h.message_file(tmp)
     sink = h.start_smtp_sink(processes, pipelining=True)
     sink_p = h.start_smtp_sink(processes, pipelining=False)
     results: m.Results = {}
@@ -191,8 +189,7 @@ def latency(
 
 def chunking(settings: m.Settings, processes: h.Processes, tmp: Path) -> dict[str, Any]:
     """BDAT against DATA: smtp-sink offers no CHUNKING, so aiosmtpd with it (smtpx.testing)."""
-    message = tmp / "message-1k.eml"
-    message.write_bytes(h.make_message(1024))
+    message = h.message_file(tmp)
     server = h.start_aiosmtpd_chunking(processes)
     results: m.Results = {}
     errors: m.Errors = {}

@@ -120,8 +120,7 @@ def classify(
     )
     if smtpx_cpu_us is None or smtpx_cpu_us != smtpx_cpu_us:
         print("\nmeasuring smtpx's CPU per message (no throughput results in this run) ...")
-        message = tmp / "message-1k.eml"
-        message.write_bytes(h.make_message(1024))
+        message = h.message_file(tmp)
         sink = h.start_smtp_sink(processes, pipelining=True)
         results: m.Results = {}
         errors: m.Errors = {}
@@ -155,8 +154,7 @@ def profile(
 ) -> dict[str, Any]:
     import pstats
 
-    message = tmp / "message-1k.eml"
-    message.write_bytes(h.make_message(1024))
+    message = h.message_file(tmp)
     sink = h.start_smtp_sink(processes, pipelining=pipelining)
     out_file = tmp / "send.prof"
     try:

@@ -14,6 +14,26 @@ def _conns(n: int) -> str:
     return f"{n} conn" if n == 1 else f"{n} conns"
 
 
+def _measure_on(
+    sink: h.Server,
+    plan: list[tuple[h.Server, m.Client, int]],
+    settings: m.Settings,
+    processes: h.Processes,
+    message: Path,
+    title: str,
+) -> dict[str, Any]:
+    """Measure ``plan`` on ``sink``, stop it, print the table; the JSON of the results."""
+    results: m.Results = {}
+    errors: m.Errors = {}
+    try:
+        m.measure(plan, settings, message, results, errors)
+    finally:
+        processes.stop(sink.proc)
+    rows = [m.rate_row(results, errors, sink.name, c.label) for _s, c, _n in plan]
+    print(f"\n### {title}\n\n{h.table(m.RATE_HEADERS, rows)}")
+    return {"server": sink.name, "runs": m.dump_runs(results), "errors": m.dump_errors(errors)}
+
+
 def connection_series(node_note: str | None) -> dict[str, tuple[str, str]]:
     """series name -> (label template, worker client); ``{n}`` is the connection count."""
     series = {
@@ -30,8 +50,7 @@ def connections(
     settings: m.Settings, processes: h.Processes, tmp: Path, node_note: str | None
 ) -> dict[str, Any]:
     """msg/s against the number of connections (concurrent senders = connections)."""
-    message = tmp / "message-1k.eml"
-    message.write_bytes(h.make_message(1024))
+    message = h.message_file(tmp)
     sink = h.start_smtp_sink(processes, pipelining=True)
     levels = settings.connection_levels
     labels: dict[str, dict[str, str]] = {}
@@ -49,27 +68,11 @@ def connections(
         f"{', '.join(map(str, levels))}; {settings.reps} repetitions",
         flush=True,
     )
-    results: m.Results = {}
-    errors: m.Errors = {}
-    try:
-        m.measure(plan, settings, message, results, errors)
-    finally:
-        processes.stop(sink.proc)
-    print("\n### msg/s by number of connections (smtp-sink, PIPELINING)\n")
-    print(
-        h.table(
-            m.RATE_HEADERS, [m.rate_row(results, errors, sink.name, c.label) for _s, c, _n in plan]
-        )
-    )
+    title = "msg/s by number of connections (smtp-sink, PIPELINING)"
+    out = _measure_on(sink, plan, settings, processes, message, title)
     if node_note is not None:
         print(f"\nnodemailer skipped: {node_note}")
-    return {
-        "server": sink.name,
-        "connections": list(levels),
-        "series": labels,
-        "runs": m.dump_runs(results),
-        "errors": m.dump_errors(errors),
-    }
+    return {"connections": list(levels), "series": labels, **out}
 
 
 RECIPIENT_SERIES = {
@@ -82,8 +85,7 @@ RECIPIENT_SERIES = {
 
 def recipients(settings: m.Settings, processes: h.Processes, tmp: Path) -> dict[str, Any]:
     """msg/s against the number of envelope recipients of each message (one connection)."""
-    message = tmp / "message-1k.eml"
-    message.write_bytes(h.make_message(1024))
+    message = h.message_file(tmp)
     sink = h.start_smtp_sink(processes, pipelining=True)
     labels: dict[str, dict[str, str]] = {}
     plan: list[tuple[h.Server, m.Client, int]] = []
@@ -98,27 +100,11 @@ def recipients(settings: m.Settings, processes: h.Processes, tmp: Path) -> dict[
         f"{counts}; {settings.reps} repetitions",
         flush=True,
     )
-    results: m.Results = {}
-    errors: m.Errors = {}
-    try:
-        m.measure(plan, settings, message, results, errors)
-    finally:
-        processes.stop(sink.proc)
-    print("\n### msg/s by recipients per message (smtp-sink, PIPELINING, one connection)\n")
-    print(
-        h.table(
-            m.RATE_HEADERS, [m.rate_row(results, errors, sink.name, c.label) for _s, c, _n in plan]
-        )
-    )
+    title = "msg/s by recipients per message (smtp-sink, PIPELINING, one connection)"
+    out = _measure_on(sink, plan, settings, processes, message, title)
     print(
         "\nEvery client is given the same explicit envelope (sink0@example.net ...); smtpx "
         "and the floor pipeline every RCPT, aiosmtplib and smtplib wait for each reply.",
         flush=True,
     )
-    return {
-        "server": sink.name,
-        "recipients": list(settings.recipient_counts),
-        "series": labels,
-        "runs": m.dump_runs(results),
-        "errors": m.dump_errors(errors),
-    }
+    return {"recipients": list(settings.recipient_counts), "series": labels, **out}
