@@ -73,6 +73,14 @@ def make_message(size: int) -> bytes:
     return message
 
 
+def message_file(directory: Path, size: int = 1024) -> Path:
+    """``make_message(size)`` written to ``directory`` (once per size)."""
+    path = directory / f"message-{size}.eml"
+    if not path.exists():
+        path.write_bytes(make_message(size))
+    return path
+
+
 # ---------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------

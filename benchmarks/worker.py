@@ -1,7 +1,8 @@
 """One benchmark client in its own process; prints one JSON object as its last line.
 
     worker.py throughput CLIENT --port P --message FILE --count N [--warmup W]
-              [--concurrency C] [--feeders F] [--max-seconds S] [--profile OUT]
+              [--concurrency C] [--feeders F] [--recipients R] [--max-seconds S]
+              [--profile OUT]
     worker.py memory CLIENT --port P --message FILE
     worker.py classify [--iterations N]
 
@@ -9,7 +10,12 @@ CLIENT is ``smtpx`` (one ``smtpx.Client``), ``smtpx-data`` (the same with
 ``chunking=False``), ``smtpx-prepared`` (the same, envelope built once: a diagnostic),
 ``smtpx-pool`` (``smtpx.Pool`` of C),
 ``aiosmtplib`` (one ``aiosmtplib.SMTP``, ``sendmail`` loop), ``aiosmtplib-multi``
-(C tasks, each with its own ``aiosmtplib.SMTP``) or ``smtplib`` (stdlib, one connection).
+(C tasks, each with its own ``aiosmtplib.SMTP``), ``smtplib`` (stdlib, one connection),
+``floor`` or ``floor-multi`` (the raw-socket floor of ``floor.py``, on 1 or C connections).
+
+Recipients: by default smtpx reads them from the message's To header (as users do) and
+the others are given the one recipient; with ``--recipients R`` every client is given
+the same R envelope recipients explicitly (``sink0@example.net`` ...).
 
 Throughput: W untimed messages first (connections opened, caches warm), then N timed
 ones; the CPU time is this process's user+system time (``getrusage``) over the timed
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
+from floor import open_floor
 
 import smtpx
 
@@ -53,39 +60,57 @@ def maxrss_kib() -> int:
 
 # ---------------------------------------------------------------------------------------
 # Clients.  Each factory opens its connection(s) and returns (send_one, close); send_one
-# sends the message once and raises unless the one recipient accepted it.
+# sends the message once and raises unless every recipient accepted it.  ``rcpts`` is
+# None for "read them from the headers" (smtpx) or the one recipient (the others).
 # ---------------------------------------------------------------------------------------
 
 Send = Callable[[], Awaitable[None]]
+Rcpts = tuple[str, ...] | None
+
+
+def recipients_of(rcpts: Rcpts) -> tuple[str, ...]:
+    return rcpts if rcpts is not None else (RECIPIENT,)
 
 
 def _smtpx_options() -> dict[str, Any]:
     return {"tls": smtpx.TLSMode.NONE, "local_hostname": LOCAL_HOSTNAME, "timeout": 30.0}
 
 
-async def open_smtpx(port: int, message: bytes, _c: int) -> tuple[Send, Callable[[], Any]]:
-    return await _open_smtpx(port, message)
+async def open_smtpx(
+    port: int, message: bytes, _c: int, rcpts: Rcpts
+) -> tuple[Send, Callable[[], Any]]:
+    return await _open_smtpx(port, message, rcpts)
 
 
-async def open_smtpx_data(port: int, message: bytes, _c: int) -> tuple[Send, Callable[[], Any]]:
+async def open_smtpx_data(
+    port: int, message: bytes, _c: int, rcpts: Rcpts
+) -> tuple[Send, Callable[[], Any]]:
     """smtpx with ``chunking=False``: DATA even where the server offers CHUNKING."""
-    return await _open_smtpx(port, message, chunking=False)
+    return await _open_smtpx(port, message, rcpts, chunking=False)
 
 
-async def _open_smtpx(port: int, message: bytes, **options: Any) -> tuple[Send, Callable[[], Any]]:
+def _envelope(rcpts: Rcpts) -> dict[str, Any]:
+    """smtpx.send's keywords: none (From/To read from the headers, as users do) or both."""
+    return {} if rcpts is None else {"sender": SENDER, "recipients": rcpts}
+
+
+async def _open_smtpx(
+    port: int, message: bytes, rcpts: Rcpts, **options: Any
+) -> tuple[Send, Callable[[], Any]]:
     client = smtpx.Client(HOST, port, **_smtpx_options(), **options)
     await client.connect()
+    envelope, expected = _envelope(rcpts), recipients_of(rcpts)
 
     async def send() -> None:
-        result = await client.send(message)  # From/To read from the headers, as users do
-        if result.accepted != (RECIPIENT,):
+        result = await client.send(message, **envelope)
+        if result.accepted != expected:
             raise RuntimeError(f"not accepted: {result}")
 
     return send, client.quit
 
 
 async def open_smtpx_prepared(
-    port: int, message: bytes, _c: int
+    port: int, message: bytes, _c: int, rcpts: Rcpts
 ) -> tuple[Send, Callable[[], Any]]:
     """Diagnostic: the envelope built once (``prepare``: header parsing, dot-stuffing), then
     only the transaction per message, to show what ``prepare`` costs inside ``send``."""
@@ -93,22 +118,26 @@ async def open_smtpx_prepared(
 
     client = smtpx.Client(HOST, port, **_smtpx_options())
     await client.connect()
-    envelope = prepare(message)
+    envelope = prepare(message, **_envelope(rcpts))
+    expected = recipients_of(rcpts)
 
     async def send() -> None:
         result = await client.send_envelope(envelope)
-        if result.accepted != (RECIPIENT,):
+        if result.accepted != expected:
             raise RuntimeError(f"not accepted: {result}")
 
     return send, client.quit
 
 
-async def open_smtpx_pool(port: int, message: bytes, size: int) -> tuple[Send, Callable[[], Any]]:
+async def open_smtpx_pool(
+    port: int, message: bytes, size: int, rcpts: Rcpts
+) -> tuple[Send, Callable[[], Any]]:
     pool = smtpx.Pool(HOST, port, size=size, **_smtpx_options())
+    envelope, expected = _envelope(rcpts), recipients_of(rcpts)
 
     async def send() -> None:
-        result = await pool.send(message)
-        if result.accepted != (RECIPIENT,):
+        result = await pool.send(message, **envelope)
+        if result.accepted != expected:
             raise RuntimeError(f"not accepted: {result}")
 
     return send, pool.close
@@ -125,12 +154,15 @@ def _aiosmtplib_client(port: int) -> aiosmtplib.SMTP:
     )
 
 
-async def open_aiosmtplib(port: int, message: bytes, _c: int) -> tuple[Send, Callable[[], Any]]:
+async def open_aiosmtplib(
+    port: int, message: bytes, _c: int, rcpts: Rcpts
+) -> tuple[Send, Callable[[], Any]]:
     smtp = _aiosmtplib_client(port)
     await smtp.connect()
+    recipients = list(recipients_of(rcpts))
 
     async def send() -> None:
-        errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], message)
+        errors, _reply = await smtp.sendmail(SENDER, recipients, message)
         if errors:
             raise RuntimeError(f"refused: {errors}")
 
@@ -138,7 +170,7 @@ async def open_aiosmtplib(port: int, message: bytes, _c: int) -> tuple[Send, Cal
 
 
 async def open_aiosmtplib_multi(
-    port: int, message: bytes, size: int
+    port: int, message: bytes, size: int, rcpts: Rcpts
 ) -> tuple[Send, Callable[[], Any]]:
     """C connections and no pool: a send takes a free connection from a queue.  There are
     C feeders, so one is always free: the same as C tasks each with its own SMTP."""
@@ -147,11 +179,12 @@ async def open_aiosmtplib_multi(
     idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
     for smtp in every:
         idle.put_nowait(smtp)
+    recipients = list(recipients_of(rcpts))
 
     async def send() -> None:
         smtp = idle.get_nowait()  # never empty: at most C feeders
         try:
-            errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], message)
+            errors, _reply = await smtp.sendmail(SENDER, recipients, message)
         finally:
             idle.put_nowait(smtp)
         if errors:
@@ -163,6 +196,20 @@ async def open_aiosmtplib_multi(
     return send, close
 
 
+async def open_floor_1(
+    port: int, message: bytes, _c: int, rcpts: Rcpts
+) -> tuple[Send, Callable[[], Any]]:
+    return await open_floor(HOST, port, LOCAL_HOSTNAME, SENDER, recipients_of(rcpts), message, 1)
+
+
+async def open_floor_multi(
+    port: int, message: bytes, size: int, rcpts: Rcpts
+) -> tuple[Send, Callable[[], Any]]:
+    return await open_floor(
+        HOST, port, LOCAL_HOSTNAME, SENDER, recipients_of(rcpts), message, size
+    )
+
+
 OPENERS = {
     "smtpx": open_smtpx,
     "smtpx-data": open_smtpx_data,
@@ -170,7 +217,10 @@ OPENERS = {
     "smtpx-pool": open_smtpx_pool,
     "aiosmtplib": open_aiosmtplib,
     "aiosmtplib-multi": open_aiosmtplib_multi,
+    "floor": open_floor_1,
+    "floor-multi": open_floor_multi,
 }
+SINGLE_CONNECTION = ("smtpx", "smtpx-data", "smtpx-prepared", "aiosmtplib", "floor")
 
 
 async def drive(send: Send, count: int, feeders: int, deadline: float) -> int:
@@ -192,8 +242,8 @@ async def drive(send: Send, count: int, feeders: int, deadline: float) -> int:
 
 async def throughput_async(args: argparse.Namespace, message: bytes) -> dict[str, Any]:
     opener = OPENERS[args.client]
-    send, close = await opener(args.port, message, args.concurrency)
-    single = args.client in ("smtpx", "smtpx-data", "smtpx-prepared", "aiosmtplib")
+    send, close = await opener(args.port, message, args.concurrency, _rcpts(args))
+    single = args.client in SINGLE_CONNECTION
     feeders = args.feeders or (1 if single else args.concurrency)
     try:
         warm_deadline = time.perf_counter() + args.max_seconds
@@ -211,11 +261,19 @@ async def throughput_async(args: argparse.Namespace, message: bytes) -> dict[str
         "cpu_seconds": cpu,
         "feeders": feeders,
         "warmup": args.warmup,
+        "recipients": len(recipients_of(_rcpts(args))),
     }
+
+
+def _rcpts(args: argparse.Namespace) -> Rcpts:
+    if not args.recipients:
+        return None
+    return tuple(f"sink{i}@example.net" for i in range(args.recipients))
 
 
 def throughput_smtplib(args: argparse.Namespace, message: bytes) -> dict[str, Any]:
     smtp = smtplib.SMTP(HOST, args.port, local_hostname=LOCAL_HOSTNAME, timeout=30.0)
+    recipients = list(recipients_of(_rcpts(args)))
     try:
         smtp.ehlo()
 
@@ -223,7 +281,7 @@ def throughput_smtplib(args: argparse.Namespace, message: bytes) -> dict[str, An
             for sent in range(count):
                 if time.perf_counter() > deadline:
                     return sent
-                refused = smtp.sendmail(SENDER, [RECIPIENT], message)
+                refused = smtp.sendmail(SENDER, recipients, message)
                 if refused:
                     raise RuntimeError(f"refused: {refused}")
             return count
@@ -240,6 +298,7 @@ def throughput_smtplib(args: argparse.Namespace, message: bytes) -> dict[str, An
         "cpu_seconds": cpu,
         "feeders": 1,
         "warmup": args.warmup,
+        "recipients": len(recipients),
     }
 
 
@@ -353,6 +412,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--feeders", type=int, default=0, help="default: 1, or C for pools")
+    parser.add_argument(
+        "--recipients", type=int, default=0, help="R explicit envelope recipients per message"
+    )
     parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--iterations", type=int, default=20000)
     parser.add_argument("--profile", help="write a cProfile of the timed part here")

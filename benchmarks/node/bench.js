@@ -1,7 +1,10 @@
 // nodemailer's SMTP pool as a benchmark peer: prints one JSON object (the last line).
 //
 //   node bench.js --port P --message FILE --count N [--warmup W] [--concurrency C]
-//                 [--max-seconds S]
+//                 [--max-seconds S] [--recipients R]
+//
+// With R, every message goes to R envelope recipients (sink0@example.net ...), as
+// worker.py's clients do; without it, to the one RECIPIENT.
 //
 // C concurrent senders share one pool of C connections (nodemailer defaults otherwise,
 // maxMessages 100 as in smtpx.Pool).  W untimed messages first, then N timed ones; the
@@ -23,7 +26,7 @@ function parseArgs(argv) {
     return args;
 }
 
-async function drive(transporter, message, count, feeders, deadline) {
+async function drive(transporter, message, recipients, count, feeders, deadline) {
     let next = 0;
     let sent = 0;
     async function feeder() {
@@ -31,10 +34,10 @@ async function drive(transporter, message, count, feeders, deadline) {
             next += 1;
             if (performance.now() > deadline) return;
             const info = await transporter.sendMail({
-                envelope: { from: SENDER, to: [RECIPIENT] },
+                envelope: { from: SENDER, to: recipients },
                 raw: message,
             });
-            if (info.accepted.length !== 1) throw new Error(`not accepted: ${JSON.stringify(info)}`);
+            if (info.accepted.length !== recipients.length) throw new Error(`not accepted: ${JSON.stringify(info)}`);
             sent += 1;
         }
     }
@@ -45,6 +48,9 @@ async function drive(transporter, message, count, feeders, deadline) {
 async function main() {
     const args = parseArgs(process.argv.slice(2));
     const message = fs.readFileSync(args.message);
+    const recipients = args.recipients
+        ? Array.from({ length: args.recipients }, (_, i) => `sink${i}@example.net`)
+        : [RECIPIENT];
     const maxMs = args['max-seconds'] * 1000;
     // a hard stop: nothing here may run much longer than asked
     setTimeout(() => {
@@ -63,10 +69,12 @@ async function main() {
         socketTimeout: 30000,
     });
     try {
-        await drive(transporter, message, args.warmup, args.concurrency, performance.now() + maxMs);
+        const warmDeadline = performance.now() + maxMs;
+        await drive(transporter, message, recipients, args.warmup, args.concurrency, warmDeadline);
         const cpu0 = process.cpuUsage();
         const t0 = performance.now();
-        const sent = await drive(transporter, message, args.count, args.concurrency, t0 + maxMs);
+        const sent = await drive(
+            transporter, message, recipients, args.count, args.concurrency, t0 + maxMs);
         const seconds = (performance.now() - t0) / 1000;
         const cpu = process.cpuUsage(cpu0);
         console.log(JSON.stringify({
@@ -76,6 +84,7 @@ async function main() {
             cpu_seconds: (cpu.user + cpu.system) / 1e6,
             feeders: args.concurrency,
             warmup: args.warmup,
+            recipients: recipients.length,
             nodemailer: require('nodemailer/package.json').version,
         }));
     } finally {
