@@ -6,6 +6,8 @@ Run ``.venv/bin/python scripts/gen_docs.py``; a test fails when the page is stal
 from __future__ import annotations
 
 import sys
+import textwrap
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import smtpx
@@ -33,7 +35,7 @@ def render() -> str:
         "## The exception tree",
         "",
         "```text",
-        *(line[4:] if line.startswith("    ") else line for line in _tree()),
+        *_wrapped(line[4:] if line.startswith("    ") else line for line in _tree()),
         "```",
         "",
         "## The command table",
@@ -90,6 +92,28 @@ def render() -> str:
     for (subject, detail), entry in sorted(REGISTRY.items()):
         out.append(f"| X.{subject}.{detail} | {entry.title} | {entry.use} | {entry.reference} |")
     return "\n".join(out) + "\n"
+
+
+# The tree must read without scrolling sideways: at common window widths the docs'
+# code blocks show about 80 columns, so longer lines wrap their description.
+TREE_WIDTH = 78
+
+
+def _wrapped(lines: Iterable[str]) -> Iterator[str]:
+    """Each tree line, its description wrapped under itself where it is too long; the
+    continuation lines keep the tree's guides (``│``) so the drawing stays whole."""
+    for line in lines:
+        if len(line) <= TREE_WIDTH:
+            yield line
+            continue
+        name_end = line.find(" ", len(line) - len(line.lstrip("│├└─ ")))
+        start = len(line) - len(line[name_end:].lstrip())  # where the description begins
+        head, text = line[:start], line[start:]
+        guides = head[: head.find(head.lstrip("│├└─ ")[:1])] if head.strip() else head
+        indent = guides.replace("├──", "│  ").replace("└──", "   ").ljust(start)
+        parts = textwrap.wrap(text, TREE_WIDTH - start, break_on_hyphens=False)
+        yield head + parts[0]
+        yield from (indent + part for part in parts[1:])
 
 
 def _tree() -> list[str]:
