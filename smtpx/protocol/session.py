@@ -1,0 +1,452 @@
+"""``Session``: one SMTP session as a pure state machine, in the manner of h11.
+
+The caller states its intent (``ehlo()``, ``mail()``, ``rcpt()``, ``data()``…); the
+session checks it against its state, queues the octets and returns the ledger
+``Entry`` that will carry the reply.  An I/O edge moves octets and nothing else::
+
+    out = session.data_to_send()      # octets to write (empty: nothing to write)
+    session.wrote(n)                  # n of them handed to the transport
+    session.receive_data(data)        # octets from the server
+    session.tls_established()         # after STARTTLS' 220, once the handshake is done
+    session.interrupt(what, unsent)   # the connection was lost, timed out, cancelled
+
+Each reply is paired with the oldest command still waiting for one (RFC 2920 §3.1:
+replies come in command order) and classified.  A reply when no command is waiting
+is a ``ProtocolError`` and closes the session: it is never paired with a later
+command.  An interruption closes the session too, and ``smtpx.protocol.interruptions``
+says from the ledger what it means for each recipient.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from smtpx import errors as e
+from smtpx._address import check_address, check_hostname, param_arg, text_arg
+from smtpx._classify import classify
+from smtpx._commands import Command
+from smtpx._data import END_OF_DATA, encode_data, normalize
+from smtpx._reply import Reply
+from smtpx.protocol.framing import ReplyFramer
+from smtpx.protocol.interruptions import Interruption, Verdict, verdict
+from smtpx.protocol.ledger import Entry, Ledger
+from smtpx.protocol.limits import WRITE_SLICE
+from smtpx.protocol.lines import command_line, parse_extensions
+from smtpx.protocol.states import (
+    BARRIERS,
+    ISSUE,
+    ON_REPLY,
+    Intent,
+    SessionClosed,
+    SessionStateError,
+    State,
+)
+from smtpx.results import AuthChallenge, Authenticated
+
+_CLOSING = (e.ServiceUnavailable, e.ProtocolError)  # 421, or the session is out of step
+_FALLBACK_TO_HELO = (e.CommandUnrecognized, e.CommandNotImplemented)
+
+
+class Session:
+    """The client side of one SMTP connection, from the greeting to QUIT.
+
+    ``local_hostname`` is the name EHLO and HELO announce; ``encrypted=True`` for a
+    connection that is TLS from its first octet (port 465).  The session starts
+    waiting for the greeting (``session.greeting`` is its entry).
+    """
+
+    def __init__(self, local_hostname: str = "localhost", *, encrypted: bool = False) -> None:
+        self.local_hostname = check_hostname(local_hostname)
+        self.ledger = Ledger(encrypted=encrypted)
+        self.state = State.CONNECTING
+        self.authenticated = False
+        #: Why the session closed, when a reply closed it (421, a malformed or
+        #: unsolicited reply).
+        self.error: e.SMTPError | None = None
+        #: What an interruption meant, once ``interrupt()`` was called.
+        self.verdict: Verdict | None = None
+        self._framer = ReplyFramer()
+        self._extensions: dict[str, str] = {}
+        self._mechanisms: tuple[str, ...] = ()
+        self._out: deque[Entry] = deque()  # entries with octets not yet handed out
+        self._out_offset = 0  # octets of _out[0] already handed out
+        self._taken = 0  # octets handed out by data_to_send()
+        self._awaiting: deque[Entry] = deque()  # entries waiting for their reply
+        self._barriers = 0  # barriers among them
+        self.greeting = self._add(Command.CONNECT, ())
+
+    def __repr__(self) -> str:
+        return f"<smtpx.protocol.Session {self.state.name} outstanding={len(self._awaiting)}>"
+
+    # -- what the session knows ------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    @property
+    def encrypted(self) -> bool:
+        return self.ledger.encrypted
+
+    @property
+    def extensions(self) -> Mapping[str, str]:
+        """ESMTP extensions of the last EHLO (lower-cased keyword -> parameters)."""
+        return MappingProxyType(self._extensions)
+
+    @property
+    def auth_mechanisms(self) -> tuple[str, ...]:
+        return self._mechanisms
+
+    @property
+    def pipelining(self) -> bool:
+        return "pipelining" in self._extensions
+
+    @property
+    def chunking(self) -> bool:
+        return "chunking" in self._extensions
+
+    @property
+    def has_output(self) -> bool:
+        """Whether ``data_to_send()`` has octets to give."""
+        return bool(self._out)
+
+    @property
+    def outstanding(self) -> int:
+        """Commands written, or queued, whose reply has not arrived."""
+        return len(self._awaiting)
+
+    # -- intents -----------------------------------------------------------------------
+
+    def ehlo(self) -> Entry:
+        return self._command(Intent.EHLO, Command.EHLO, b"EHLO", self.local_hostname.encode())
+
+    def helo(self) -> Entry:
+        return self._command(Intent.HELO, Command.HELO, b"HELO", self.local_hostname.encode())
+
+    def starttls(self) -> Entry:
+        if self.encrypted:
+            raise SessionStateError("the session is already encrypted", command=Command.STARTTLS)
+        return self._command(Intent.STARTTLS, Command.STARTTLS, b"STARTTLS")
+
+    def auth(self, mechanism: str, initial_response: bytes | None = None) -> Entry:
+        """``AUTH <mechanism> [initial-response]``; the response is sent base64-encoded."""
+        args = [b"AUTH", mechanism.upper().encode("ascii")]
+        if initial_response is not None:
+            args.append(base64.b64encode(initial_response) if initial_response else b"=")
+        return self._command(Intent.AUTH, Command.AUTH, *args)
+
+    def auth_response(self, response: bytes) -> Entry:
+        """The client's answer to a 334 challenge, sent base64-encoded."""
+        return self._command(Intent.AUTH_RESPONSE, Command.AUTH, base64.b64encode(response))
+
+    def mail(
+        self, sender: str, options: Iterable[str] = (), *, recipients: Iterable[str] = ()
+    ) -> Entry:
+        """MAIL FROM:<sender> with ESMTP parameters; starts a transaction.
+
+        ``recipients``: everyone the transaction is meant for, so that an interruption
+        before their RCPT went out still accounts for them.
+        """
+        check_address(sender, role="sender", allow_null=True)
+        args = (b"MAIL", f"FROM:<{sender}>".encode(), *map(param_arg, options))
+        entry = self._command(Intent.MAIL, Command.MAIL, *args)
+        self.ledger.begin_transaction(entry, tuple(recipients))
+        return entry
+
+    def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Entry:
+        check_address(recipient, role="recipient")
+        args = (b"RCPT", f"TO:<{recipient}>".encode(), *map(param_arg, options))
+        entry = self._command(Intent.RCPT, Command.RCPT, *args, recipient=recipient)
+        transaction = self.ledger.transaction
+        assert transaction is not None  # RCPT is allowed only in a transaction
+        transaction.rcpts[recipient] = entry
+        return entry
+
+    def data(self) -> Entry:
+        return self._command(Intent.DATA, Command.DATA, b"DATA")
+
+    def data_payload(self, payload: bytes, *, encoded: bool = False) -> Entry:
+        """After the 354: the message and its final ``.``; the reply decides delivery.
+
+        The message is normalised and dot-stuffed here, unless ``encoded`` says it
+        already is (``Envelope.payload``); even then, a payload that would end DATA
+        early is refused.
+        """
+        if not encoded:
+            payload = encode_data(payload)
+        elif (
+            b"\r\n.\r\n" in payload
+            or payload.startswith(b".\r\n")
+            or payload[-2:]
+            not in (
+                b"\r\n",
+                b"",
+            )
+        ):
+            raise e.InvalidMessage("the DATA payload is not dot-stuffed CRLF data")
+        return self._queue(Intent.DATA_PAYLOAD, Command.DATA_END, (payload, END_OF_DATA))
+
+    def bdat(self, chunk: bytes, *, last: bool = True, normalized: bool = False) -> Entry:
+        """``BDAT <size> [LAST]`` and the chunk itself (CHUNKING, RFC 3030).
+
+        Line endings are normalised unless ``normalized`` says they are; nothing is
+        dot-stuffed.  The last octet of a LAST chunk is the end of the message.
+        """
+        if not self.chunking:
+            raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
+        if not normalized:
+            chunk = normalize(chunk)
+        line = b"BDAT %d LAST\r\n" % len(chunk) if last else b"BDAT %d\r\n" % len(chunk)
+        intent = Intent.BDAT_LAST if last else Intent.BDAT
+        return self._queue(intent, Command.BDAT, (line, chunk) if chunk else (line,), last=last)
+
+    def rset(self) -> Entry:
+        return self._command(Intent.RSET, Command.RSET, b"RSET")
+
+    def noop(self) -> Entry:
+        return self._command(Intent.NOOP, Command.NOOP, b"NOOP")
+
+    def vrfy(self, address: str) -> Entry:
+        return self._command(Intent.VRFY, Command.VRFY, b"VRFY", text_arg(address))
+
+    def expn(self, mailing_list: str) -> Entry:
+        return self._command(Intent.EXPN, Command.EXPN, b"EXPN", text_arg(mailing_list))
+
+    def help(self, topic: str | None = None) -> Entry:
+        args = [b"HELP"] + ([text_arg(topic)] if topic else [])
+        return self._command(Intent.HELP, Command.HELP, *args)
+
+    def quit(self) -> Entry:
+        return self._command(Intent.QUIT, Command.QUIT, b"QUIT")
+
+    def close(self) -> None:
+        """End the session here (the edge then closes the connection); nothing more is sent."""
+        self.state = State.CLOSED
+        self._out.clear()
+
+    # -- the edge: octets in and out ---------------------------------------------------
+
+    def data_to_send(self, limit: int = WRITE_SLICE) -> bytes | memoryview:
+        """Up to ``limit`` octets to write next (empty when there are none).
+
+        A slice of a large payload is a view of the caller's own buffer, not a copy.
+        Report what was handed to the transport with ``wrote()``.
+        """
+        out = self._out
+        pieces: list[bytes | memoryview] = []
+        room = limit
+        while out and room:
+            entry = out[0]
+            before, skip = room, self._out_offset
+            for part in entry.parts:
+                size = len(part)
+                if skip >= size:
+                    skip -= size
+                    continue
+                take = min(size - skip, room)
+                pieces.append(part if take == size else memoryview(part)[skip : skip + take])
+                room -= take
+                skip = 0
+                if not room:
+                    break
+            self._out_offset += before - room
+            if self._out_offset == entry.size:
+                out.popleft()
+                entry.parts = ()  # the ledger keeps sizes; the octets are the caller's
+                self._out_offset = 0
+        self._taken += limit - room
+        if len(pieces) == 1:
+            return pieces[0]
+        return b"".join(pieces)
+
+    def wrote(self, octets: int) -> None:
+        """``octets`` more of what ``data_to_send()`` gave were handed to the transport.
+
+        Report them as soon as the transport has them; a transport that cannot say how
+        much of a write it took should report all of it before writing (the ledger
+        then errs towards "the server may have it", never towards a resend).
+        """
+        handed = self.ledger.handed + octets
+        if octets < 0 or handed > self._taken:
+            raise e.UsageError(f"wrote({octets}): more than data_to_send() gave")
+        self.ledger.handed = handed
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Octets from the server: each complete reply answers the oldest waiting command."""
+        if self.state is State.CLOSED:
+            return  # after QUIT, a 421 or a protocol error, further octets mean nothing
+        for start in range(0, len(data), WRITE_SLICE):
+            piece = data if len(data) <= WRITE_SLICE else data[start : start + WRITE_SLICE]
+            if not self._frame(piece):
+                return
+
+    def tls_established(self) -> None:
+        """The TLS handshake after STARTTLS' 220 is done: EHLO is next (RFC 3207 §4.2)."""
+        if self.state is not State.TLS_HANDSHAKE:
+            raise SessionStateError(f"no TLS handshake is due: the session is {self.state.value}")
+        self.ledger.encrypted = True
+        self.ledger.handshaking = False
+        self._framer = ReplyFramer()
+        self._extensions, self._mechanisms = {}, ()
+        self.state = State.GREETED
+
+    def interrupt(
+        self, what: Interruption, *, unsent: int | None = None, detail: str | None = None
+    ) -> Verdict:
+        """The connection was lost, timed out, cancelled, or failed in TLS: judge the
+        ledger (``unsent``: octets reported handed that are still in the transport's
+        buffer, if the edge can tell) and close."""
+        if self.verdict is None:
+            self.verdict = verdict(self.ledger, what, unsent=unsent, detail=detail)
+        self.close()
+        return self.verdict
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _command(
+        self, intent: Intent, command: Command, *args: bytes, recipient: str | None = None
+    ) -> Entry:
+        return self._queue(intent, command, (command_line(args),), recipient=recipient)
+
+    def _queue(
+        self,
+        intent: Intent,
+        command: Command,
+        parts: tuple[bytes, ...],
+        *,
+        recipient: str | None = None,
+        last: bool = False,
+    ) -> Entry:
+        state = self.state
+        moves = ISSUE.get(state)
+        if state is State.CLOSED:
+            raise SessionClosed(
+                f"{intent.value} cannot be sent: the session is closed",
+                command=command,
+                recipient=recipient,
+            )
+        if moves is None or intent not in moves:
+            raise SessionStateError(
+                f"{intent.value} is not allowed now: the session is {state.value}",
+                command=command,
+            )
+        if self._awaiting:
+            if self._barriers:
+                waiting = next(entry for entry in self._awaiting if entry.barrier)
+                raise SessionStateError(
+                    f"{intent.value} must wait for the reply to {waiting.command.label}",
+                    command=command,
+                )
+            if not self.pipelining:
+                raise SessionStateError(
+                    f"{intent.value} must wait for the replies it follows: the server "
+                    "does not offer PIPELINING",
+                    command=command,
+                )
+        entry = self._add(command, parts, recipient=recipient, last=last)
+        self._out.append(entry)
+        following = moves[intent]
+        if following is not None:
+            self.state = following
+        return entry
+
+    def _add(
+        self,
+        command: Command,
+        parts: tuple[bytes, ...],
+        *,
+        recipient: str | None = None,
+        last: bool = False,
+    ) -> Entry:
+        ends = command is Command.DATA_END or last
+        barrier = ends or command in BARRIERS
+        entry = self.ledger.add(
+            Entry(
+                self.ledger,
+                command,
+                parts,
+                recipient=recipient,
+                ends_message=ends,
+                barrier=barrier,
+            )
+        )
+        if ends and self.ledger.transaction is not None:
+            self.ledger.transaction.end = entry
+        self._awaiting.append(entry)
+        self._barriers += barrier
+        return entry
+
+    def _frame(self, data: bytes | bytearray | memoryview) -> bool:
+        """Frame and pair what ``data`` completes; False once the session closed."""
+        framer = self._framer
+        try:
+            framer.receive_data(data)
+            while (reply := framer.next_reply()) is not None:
+                self._answer(reply)
+                if self.state is State.CLOSED:
+                    return False
+                if self.state is State.TLS_HANDSHAKE and framer.unread:
+                    # octets after STARTTLS' 220 and before the handshake: a man in the
+                    # middle injecting replies for the encrypted session (RFC 3207 §5)
+                    raise e.ProtocolError(
+                        "the server sent more after accepting STARTTLS",
+                        command=Command.STARTTLS,
+                    )
+        except e.ProtocolError as error:
+            self._broken(error)
+            return False
+        return True
+
+    def _answer(self, reply: Reply) -> None:
+        awaiting = self._awaiting
+        if not awaiting or (awaiting[0].start >= self._taken and awaiting[0].size):
+            self._broken(
+                e.ProtocolError(
+                    f"the server replied {reply.code} when no command was waiting for a reply",
+                    raw=reply.raw,
+                )
+            )
+            return
+        entry = awaiting.popleft()
+        self._barriers -= entry.barrier
+        result = classify(entry.command, reply, recipient=entry.recipient)
+        entry.reply, entry.result = reply, result
+        refused = isinstance(result, e.SMTPError)
+        if refused and isinstance(result, _CLOSING):
+            self.error = result
+            self.close()
+            return
+        move = ON_REPLY.get((self.state, entry.command))
+        if move is not None:
+            self.state = move[1] if refused else move[0]
+            if self.state is State.CLOSED:
+                self.close()  # QUIT answered, or a greeting that refuses service
+        if refused:
+            return
+        command = entry.command
+        if command is Command.EHLO:
+            self._extensions, self._mechanisms = parse_extensions(reply.lines)
+        elif command is Command.HELO:
+            self._extensions, self._mechanisms = {}, ()
+        elif command is Command.AUTH:
+            if isinstance(result, AuthChallenge):
+                self.state = State.AUTH_CHALLENGED
+            elif isinstance(result, Authenticated):
+                self.authenticated = True
+        elif command is Command.STARTTLS:
+            self.ledger.handshaking = True
+
+    def _broken(self, error: e.ProtocolError) -> None:
+        """A reply that is not SMTP answers the oldest waiting command (if one was sent);
+        either way the session is out of step and closes."""
+        awaiting = self._awaiting
+        if awaiting and (awaiting[0].start < self._taken or not awaiting[0].size):
+            entry = awaiting.popleft()
+            error.command = error.command or entry.command
+            error.recipient = entry.recipient
+            entry.result = error
+        self.error = error
+        self.close()
