@@ -76,6 +76,7 @@ class MemoryServer:
         self.closed = False
         self._buffer = bytearray()
         self._mode = "command"
+        self._scan = 0  # where the search for the end of DATA resumes
         self._bdat = 0
         self._last = False
         self._chunks = bytearray()
@@ -124,10 +125,12 @@ class MemoryServer:
             if buffer.startswith(b".\r\n"):
                 end = 0
             else:
-                end = buffer.find(b"\r\n.\r\n")
+                end = buffer.find(b"\r\n.\r\n", self._scan)
                 if end == -1:
+                    self._scan = max(0, len(buffer) - 4)  # resume where a match could start
                     return False
                 end += 2
+            self._scan = 0
             payload = bytes(buffer[:end]).replace(b"\r\n..", b"\r\n.")
             payload = payload[1:] if payload.startswith(b"..") else payload
             self._consume(end + 3)

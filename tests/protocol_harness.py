@@ -11,6 +11,7 @@ replay a fault-free run at every step and offset.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 from memory_server import Mailstore, MemoryServer, Script
@@ -82,7 +83,7 @@ class Pump:
         self.faulted = True
         self.session.interrupt(self.fault.what, unsent=unsent if self.fault.precise else None)
 
-    def run(self, flow: Flow[object]) -> Action:
+    def run(self, flow: Flow[Any]) -> Action:
         session, server = self.session, self.server
         decided = None
         while True:
@@ -169,8 +170,8 @@ def run_shape(shape: Shape, fault: Fault | None = None) -> Run:
         outcomes[0] = setup.error
         return run
     for index, envelope in enumerate(shape.messages):
-        if session.closed:
-            break
+        if session.closed and index:
+            break  # the next send() would reconnect; the first one is under way
         pump.flow_index = index
         flow = MailFlow(session, envelope, pipelining=shape.pipelining, chunking=shape.chunking)
         pump.run(flow)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
+
 from smtpx import errors as e
 from smtpx._address import check_address
 from smtpx._commands import Command
@@ -83,7 +85,20 @@ class MailFlow(Flow[SendResult]):
         self.chunking = chunking and session.chunking
         self.accepted: list[str] = []
         self.rejected: dict[str, e.SMTPError] = {}
+        self._mail: Entry | None = None
         super().__init__(session)
+
+    def interrupted(self) -> e.SMTPError:
+        transaction = self.session.ledger.transaction
+        if transaction is not None and transaction.mail is self._mail:
+            return super().interrupted()
+        # closed before this transaction's MAIL was queued: nothing of it left
+        verdict = self.session.verdict
+        assert verdict is not None
+        error = attrs.evolve(verdict, recipients=(), safe_to_retry=(), unknown=(), answered={})
+        failure = error.error()
+        failure.undelivered = self.envelope.recipients
+        return failure
 
     def steps(self) -> Steps[SendResult]:
         session, envelope = self.session, self.envelope
@@ -92,7 +107,9 @@ class MailFlow(Flow[SendResult]):
             options = mail_options(session.extensions, envelope)
             for recipient in envelope.recipients:  # every address, before anything is queued
                 check_address(recipient, role="recipient")
-            mail = session.mail(envelope.sender, options, recipients=envelope.recipients)
+            mail = self._mail = session.mail(
+                envelope.sender, options, recipients=envelope.recipients
+            )
             if self.pipelining:
                 reply = yield from self._pipelined(mail)
             else:
