@@ -4,7 +4,8 @@ A ``Session`` turns intents into octets to write and octets received into classi
 replies, each paired with the command it answers; its ledger records what has been
 written of every command and payload; ``verdict`` says what an interruption means
 for each recipient.  Flows (``SetupFlow``, ``MailFlow``, ``AuthFlow``, ``ReplyFlow``)
-hold the decisions of whole exchanges, so that any pump — asyncio, a blocking
+hold the decisions of whole exchanges (``prepare`` builds the ``Envelope`` a
+``MailFlow`` sends), so that any pump — asyncio, a blocking
 socket, trio — only moves octets.  Standard library and attrs only: no sockets, no
 event loop, no clock.
 
@@ -18,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from smtpx._message import Envelope, prepare
     from smtpx.protocol.flow import Action, Flow, ReplyFlow
     from smtpx.protocol.framing import ReplyFramer
     from smtpx.protocol.interruptions import Fate, Interruption, Verdict, verdict
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from smtpx.protocol.states import Intent, SessionStateError, State
 
 _WHERE = {
+    "Envelope": "smtpx._message",
+    "prepare": "smtpx._message",
     "Action": "flow",
     "Flow": "flow",
     "ReplyFlow": "flow",
@@ -59,6 +63,7 @@ __all__ = [
     "Action",
     "AuthFlow",
     "Entry",
+    "Envelope",
     "Fate",
     "Flow",
     "Intent",
@@ -77,6 +82,7 @@ __all__ = [
     "WriteState",
     "command_line",
     "mail_options",
+    "prepare",
     "verdict",
 ]
 
@@ -85,6 +91,7 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    path = module if module.startswith("smtpx.") else f"{__name__}.{module}"
+    value = getattr(importlib.import_module(path), name)
     globals()[name] = value
     return value
