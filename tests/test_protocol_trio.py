@@ -87,6 +87,7 @@ def test_a_message_goes_through_trio() -> None:
 
 def test_a_loss_after_the_end_is_delivery_unknown_under_trio_too() -> None:
     with serve_in_thread(pipelining=True, chunking=True) as server:
+        server.on("RCPT", match="nobody@", reply="550 5.1.1 No such user")
         server.on("BDAT", close=True, record=True)  # accepted, then the reply was lost
         try:
             trio.run(send_one, server.host, server.port)
