@@ -195,12 +195,13 @@ class Session:
         Line endings are normalised unless ``normalized`` says they are; nothing is
         dot-stuffed.  The last octet of a LAST chunk is the end of the message.
         """
+        intent = Intent.BDAT_LAST if last else Intent.BDAT
+        self._check(intent, Command.BDAT)
         if not self.chunking:
             raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
         if not normalized:
             chunk = normalize(chunk)
         line = b"BDAT %d LAST\r\n" % len(chunk) if last else b"BDAT %d\r\n" % len(chunk)
-        intent = Intent.BDAT_LAST if last else Intent.BDAT
         return self._queue(intent, Command.BDAT, (line, chunk) if chunk else (line,), last=last)
 
     def rset(self) -> Entry:
@@ -320,14 +321,26 @@ class Session:
         recipient: str | None = None,
         last: bool = False,
     ) -> Entry:
+        following = self._check(intent, command, recipient)
+        entry = self._add(command, parts, recipient=recipient, last=last)
+        self._out.append(entry)
+        if following is not None:
+            self.state = following
+        return entry
+
+    def _check(
+        self, intent: Intent, command: Command, recipient: str | None = None
+    ) -> State | None:
+        """The state ``intent`` leads to (None: the same); ``SessionStateError`` if the
+        state table, a barrier or lock-step forbids it now."""
         state = self.state
-        moves = ISSUE.get(state)
         if state is State.CLOSED:
             raise SessionClosed(
                 f"{intent.value} cannot be sent: the session is closed",
                 command=command,
                 recipient=recipient,
             )
+        moves = ISSUE.get(state)
         if moves is None or intent not in moves:
             raise SessionStateError(
                 f"{intent.value} is not allowed now: the session is {state.value}",
@@ -346,12 +359,7 @@ class Session:
                     "does not offer PIPELINING",
                     command=command,
                 )
-        entry = self._add(command, parts, recipient=recipient, last=last)
-        self._out.append(entry)
-        following = moves[intent]
-        if following is not None:
-            self.state = following
-        return entry
+        return moves[intent]
 
     def _add(
         self,
