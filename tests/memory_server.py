@@ -27,6 +27,9 @@ class Script:
     size: int | None = None
     refuse: Mapping[str, str] = attrs.field(factory=dict)  # recipient -> reply
     greeting: str = "220 mx.test ESMTP ready"
+    ehlo_reply: str | None = None  # instead of the extensions (a server without ESMTP)
+    data_reply: str | None = None  # instead of 354
+    cram_challenge: str | None = None  # instead of the base64 of a nonce
     mail_reply: str = "250 2.1.0 Sender ok"
     end_reply: str = "250 2.0.0 Ok: queued"
     extra_after_end: bytes = b""  # octets sent right after the end-of-data reply
@@ -173,6 +176,9 @@ class MemoryServer:
 
     def _do_EHLO(self, arg: str) -> None:
         script = self.script
+        if script.ehlo_reply is not None:
+            self._reply("EHLO", script.ehlo_reply)
+            return
         lines = ["250-mx.test"]
         if script.pipelining:
             lines.append("250-PIPELINING")
@@ -207,7 +213,8 @@ class MemoryServer:
         elif mechanism == "CRAM-MD5":
             self._nonce = b"<1896.697170952@mx.test>"
             self._auth = ["digest"]
-            self._reply("AUTH", "334 " + base64.b64encode(self._nonce).decode())
+            challenge = self.script.cram_challenge or base64.b64encode(self._nonce).decode()
+            self._reply("AUTH", "334 " + challenge)
         else:
             self._reply("AUTH", "504 5.5.4 Unrecognized authentication type")
 
@@ -250,6 +257,9 @@ class MemoryServer:
     def _do_DATA(self, arg: str) -> None:
         if self._sender is None or not (self._rcpts or self.script.careless_data):
             self._reply("DATA", "554 5.5.1 Error: no valid recipients")
+            return
+        if self.script.data_reply is not None:
+            self._reply("DATA", self.script.data_reply)
             return
         self._mode = "data"
         self._reply("DATA", "354 End data with <CR><LF>.<CR><LF>")

@@ -18,6 +18,7 @@ gives (``smtpx.protocol.interruptions``).
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Generator
 from typing import Generic, TypeVar
@@ -110,22 +111,21 @@ class Flow(Generic[T]):
         return Action.FAILED
 
     def _stopped(self) -> e.SMTPError:
-        """The error when the session closed under a step still waiting."""
         if self.decided is not None:
             return self.decided
+        return self.stopped()
+
+    def stopped(self) -> e.SMTPError:
+        """The error when the session closed under a step still waiting for its reply:
+        the interruption's verdict, or what closed the session.  A flow may refine it."""
         session = self.session
         if session.verdict is not None:
-            return self.interrupted()
+            return session.verdict.error()
         if session.error is not None:
-            return session.error
+            return copy.copy(session.error)  # the session's own stays as it was
         waiting = self._waiting
         command = waiting.command if isinstance(waiting, Entry) else None
         return e.ConnectionLost("the session was closed", command=command)
-
-    def interrupted(self) -> e.SMTPError:
-        """The error for an interruption; a flow may refine it."""
-        assert self.session.verdict is not None
-        return self.session.verdict.error()
 
 
 class ReplyFlow(Flow[Success]):

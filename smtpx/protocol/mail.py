@@ -88,17 +88,21 @@ class MailFlow(Flow[SendResult]):
         self._mail: Entry | None = None
         super().__init__(session)
 
-    def interrupted(self) -> e.SMTPError:
-        transaction = self.session.ledger.transaction
-        if transaction is not None and transaction.mail is self._mail:
-            return super().interrupted()
-        # closed before this transaction's MAIL was queued: nothing of it left
-        verdict = self.session.verdict
-        assert verdict is not None
-        error = attrs.evolve(verdict, recipients=(), safe_to_retry=(), unknown=(), answered={})
-        failure = error.error()
-        failure.undelivered = self.envelope.recipients
-        return failure
+    def stopped(self) -> e.SMTPError:
+        session = self.session
+        verdict, transaction = session.verdict, session.ledger.transaction
+        if verdict is not None and transaction is not None and transaction.mail is self._mail:
+            return verdict.error()  # judged on this transaction's own ledger entries
+        if verdict is not None:  # closed before this transaction's MAIL was queued
+            nothing = attrs.evolve(
+                verdict, recipients=(), safe_to_retry=(), unknown=(), answered={}
+            )
+            error = nothing.error()
+        else:
+            error = super().stopped()
+        error.rejected = dict(self.rejected)
+        error.undelivered = tuple(r for r in self.envelope.recipients if r not in self.rejected)
+        return error
 
     def steps(self) -> Steps[SendResult]:
         session, envelope = self.session, self.envelope
