@@ -60,7 +60,7 @@ class Entry:
         *,
         recipient: str | None = None,
         ends_message: bool = False,
-        barrier: bool = False,
+        barrier: bool = True,
     ) -> None:
         self._ledger = ledger
         self.command = command

@@ -1,11 +1,11 @@
-"""Command lines as octets, checked, and the ESMTP extensions an EHLO reply offers."""
+"""Command lines and DATA payloads as octets, checked; the extensions an EHLO reply offers."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
-from smtpx.errors import InvalidEnvelope
+from smtpx.errors import InvalidEnvelope, InvalidMessage
 
 # Any C0 control or DEL in a command line could end it early and inject another.
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
@@ -18,6 +18,22 @@ def command_line(args: Iterable[bytes]) -> bytes:
         # the line itself stays out of the message: it could be an AUTH step
         raise InvalidEnvelope("a command argument contains a control character (CR, LF, NUL...)")
     return line + b"\r\n"
+
+
+def check_payload(payload: bytes) -> bytes:
+    """``payload`` when it is dot-stuffed CRLF data that cannot end DATA early (one
+    search; the caller vouches for the normalisation)."""
+    if (
+        b"\r\n.\r\n" in payload
+        or payload.startswith(b".\r\n")
+        or payload[-2:]
+        not in (
+            b"\r\n",
+            b"",
+        )
+    ):
+        raise InvalidMessage("the DATA payload is not dot-stuffed CRLF data")
+    return payload
 
 
 def parse_extensions(lines: tuple[str, ...]) -> tuple[dict[str, str], tuple[str, ...]]:

@@ -34,11 +34,12 @@ from smtpx.protocol.framing import ReplyFramer
 from smtpx.protocol.interruptions import Interruption, Verdict, verdict
 from smtpx.protocol.ledger import Entry, Ledger
 from smtpx.protocol.limits import WRITE_SLICE
-from smtpx.protocol.lines import command_line, parse_extensions
+from smtpx.protocol.lines import check_payload, command_line, parse_extensions
+from smtpx.protocol.outgoing import Outgoing
 from smtpx.protocol.states import (
     BARRIERS,
     ISSUE,
-    ON_REPLY,
+    REPLY_MOVES,
     Intent,
     SessionClosed,
     SessionStateError,
@@ -47,7 +48,6 @@ from smtpx.protocol.states import (
 from smtpx.results import AuthChallenge, Authenticated
 
 _CLOSING = (e.ServiceUnavailable, e.ProtocolError)  # 421, or the session is out of step
-_FALLBACK_TO_HELO = (e.CommandUnrecognized, e.CommandNotImplemented)
 
 
 class Session:
@@ -71,9 +71,7 @@ class Session:
         self._framer = ReplyFramer()
         self._extensions: dict[str, str] = {}
         self._mechanisms: tuple[str, ...] = ()
-        self._out: deque[Entry] = deque()  # entries with octets not yet handed out
-        self._out_offset = 0  # octets of _out[0] already handed out
-        self._taken = 0  # octets handed out by data_to_send()
+        self._out = Outgoing()  # entries with octets not yet handed out
         self._awaiting: deque[Entry] = deque()  # entries waiting for their reply
         self._barriers = 0  # barriers among them
         self.greeting = self._add(Command.CONNECT, ())
@@ -175,18 +173,7 @@ class Session:
         already is (``Envelope.payload``); even then, a payload that would end DATA
         early is refused.
         """
-        if not encoded:
-            payload = encode_data(payload)
-        elif (
-            b"\r\n.\r\n" in payload
-            or payload.startswith(b".\r\n")
-            or payload[-2:]
-            not in (
-                b"\r\n",
-                b"",
-            )
-        ):
-            raise e.InvalidMessage("the DATA payload is not dot-stuffed CRLF data")
+        payload = check_payload(payload) if encoded else encode_data(payload)
         return self._queue(Intent.DATA_PAYLOAD, Command.DATA_END, (payload, END_OF_DATA))
 
     def bdat(self, chunk: bytes, *, last: bool = True, normalized: bool = False) -> Entry:
@@ -231,37 +218,10 @@ class Session:
     # -- the edge: octets in and out ---------------------------------------------------
 
     def data_to_send(self, limit: int = WRITE_SLICE) -> bytes | memoryview:
-        """Up to ``limit`` octets to write next (empty when there are none).
-
-        A slice of a large payload is a view of the caller's own buffer, not a copy.
-        Report what was handed to the transport with ``wrote()``.
-        """
-        out = self._out
-        pieces: list[bytes | memoryview] = []
-        room = limit
-        while out and room:
-            entry = out[0]
-            before, skip = room, self._out_offset
-            for part in entry.parts:
-                size = len(part)
-                if skip >= size:
-                    skip -= size
-                    continue
-                take = min(size - skip, room)
-                pieces.append(part if take == size else memoryview(part)[skip : skip + take])
-                room -= take
-                skip = 0
-                if not room:
-                    break
-            self._out_offset += before - room
-            if self._out_offset == entry.size:
-                out.popleft()
-                entry.parts = ()  # the ledger keeps sizes; the octets are the caller's
-                self._out_offset = 0
-        self._taken += limit - room
-        if len(pieces) == 1:
-            return pieces[0]
-        return b"".join(pieces)
+        """Up to ``limit`` octets to write next (empty when there are none); a slice of a
+        large payload is a view of the caller's buffer.  Report what was handed to the
+        transport with ``wrote()``."""
+        return self._out.take(limit)
 
     def wrote(self, octets: int) -> None:
         """``octets`` more of what ``data_to_send()`` gave were handed to the transport.
@@ -271,7 +231,7 @@ class Session:
         then errs towards "the server may have it", never towards a resend).
         """
         handed = self.ledger.handed + octets
-        if octets < 0 or handed > self._taken:
+        if octets < 0 or handed > self._out.taken:
             raise e.UsageError(f"wrote({octets}): more than data_to_send() gave")
         self.ledger.handed = handed
 
@@ -322,7 +282,9 @@ class Session:
         last: bool = False,
     ) -> Entry:
         following = self._check(intent, command, recipient)
-        entry = self._add(command, parts, recipient=recipient, last=last)
+        entry = self._add(
+            command, parts, recipient=recipient, last=last, barrier=intent in BARRIERS
+        )
         self._out.append(entry)
         if following is not None:
             self.state = following
@@ -368,21 +330,16 @@ class Session:
         *,
         recipient: str | None = None,
         last: bool = False,
+        barrier: bool = True,
     ) -> Entry:
         ends = command is Command.DATA_END or last
-        barrier = ends or command in BARRIERS
-        entry = self.ledger.add(
-            Entry(
-                self.ledger,
-                command,
-                parts,
-                recipient=recipient,
-                ends_message=ends,
-                barrier=barrier,
-            )
+        ledger = self.ledger
+        entry = Entry(
+            ledger, command, parts, recipient=recipient, ends_message=ends, barrier=barrier
         )
-        if ends and self.ledger.transaction is not None:
-            self.ledger.transaction.end = entry
+        ledger.add(entry)
+        if ends and ledger.transaction is not None:
+            ledger.transaction.end = entry
         self._awaiting.append(entry)
         self._barriers += barrier
         return entry
@@ -410,7 +367,7 @@ class Session:
 
     def _answer(self, reply: Reply) -> None:
         awaiting = self._awaiting
-        if not awaiting or (awaiting[0].start >= self._taken and awaiting[0].size):
+        if not awaiting or (awaiting[0].start >= self._out.taken and awaiting[0].size):
             self._broken(
                 e.ProtocolError(
                     f"the server replied {reply.code} when no command was waiting for a reply",
@@ -427,14 +384,15 @@ class Session:
             self.error = result
             self.close()
             return
-        move = ON_REPLY.get((self.state, entry.command))
-        if move is not None:
-            self.state = move[1] if refused else move[0]
-            if self.state is State.CLOSED:
-                self.close()  # QUIT answered, or a greeting that refuses service
+        command = entry.command
+        for expected, good, bad in REPLY_MOVES.get(self.state, ()):
+            if expected is command:
+                self.state = bad if refused else good
+                if self.state is State.CLOSED:
+                    self.close()  # QUIT answered, or a greeting that refuses service
+                break
         if refused:
             return
-        command = entry.command
         if command is Command.EHLO:
             self._extensions, self._mechanisms = parse_extensions(reply.lines)
         elif command is Command.HELO:
@@ -451,7 +409,7 @@ class Session:
         """A reply that is not SMTP answers the oldest waiting command (if one was sent);
         either way the session is out of step and closes."""
         awaiting = self._awaiting
-        if awaiting and (awaiting[0].start < self._taken or not awaiting[0].size):
+        if awaiting and (awaiting[0].start < self._out.taken or not awaiting[0].size):
             entry = awaiting.popleft()
             error.command = error.command or entry.command
             error.recipient = entry.recipient

@@ -18,6 +18,10 @@ from smtpx.errors import UsageError
 
 
 class State(enum.Enum):
+    # Members are singletons compared by identity: hash them by identity too (C speed;
+    # Enum's own __hash__ is Python code, and the tables below are read on every step).
+    __hash__ = object.__hash__
+
     CONNECTING = "waiting for the greeting"
     GREETED = "greeted: EHLO or HELO next"
     HELLO_SENT = "EHLO or HELO sent"
@@ -38,6 +42,8 @@ class State(enum.Enum):
 
 class Intent(enum.Enum):
     """What the caller asks the session to send."""
+
+    __hash__ = object.__hash__
 
     EHLO = "EHLO"
     HELO = "HELO"
@@ -117,22 +123,28 @@ ON_REPLY: dict[tuple[State, Command], tuple[State, State]] = {
     (S.QUIT_SENT, Command.QUIT): (S.CLOSED, S.CLOSED),
 }
 
-# Commands that end a pipelined group (RFC 2920 §3.1; STARTTLS: RFC 3207 §4; AUTH:
+# The same, by state: what a reply to which command does there (read on every reply).
+REPLY_MOVES: dict[State, tuple[tuple[Command, State, State], ...]] = {}
+for (_state, _command), (_good, _bad) in ON_REPLY.items():
+    REPLY_MOVES[_state] = (*REPLY_MOVES.get(_state, ()), (_command, _good, _bad))
+
+# Intents that end a pipelined group (RFC 2920 §3.1; STARTTLS: RFC 3207 §4; AUTH:
 # RFC 4954 §4), and the end of a message: one transaction at a time.
 BARRIERS = frozenset(
     {
-        Command.CONNECT,
-        Command.EHLO,
-        Command.HELO,
-        Command.STARTTLS,
-        Command.AUTH,
-        Command.DATA,
-        Command.DATA_END,
-        Command.VRFY,
-        Command.EXPN,
-        Command.HELP,
-        Command.NOOP,
-        Command.QUIT,
+        I.EHLO,
+        I.HELO,
+        I.STARTTLS,
+        I.AUTH,
+        I.AUTH_RESPONSE,
+        I.DATA,
+        I.DATA_PAYLOAD,
+        I.BDAT_LAST,
+        I.VRFY,
+        I.EXPN,
+        I.HELP,
+        I.NOOP,
+        I.QUIT,
     }
 )
 
