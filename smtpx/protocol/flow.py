@@ -79,12 +79,14 @@ class Flow(Generic[T]):
         session = self.session
         while True:
             waiting = self._waiting
-            if waiting is Action.START_TLS:
+            if waiting is None:
+                pass
+            elif waiting is Action.START_TLS:
                 if session.state is State.TLS_HANDSHAKE:
                     return Action.START_TLS
                 if session.closed:
                     return self._fail(self._stopped())
-            elif isinstance(waiting, Entry) and waiting.result is None:
+            elif waiting.result is None:  # type: ignore[union-attr]  # an Entry
                 if session.closed:
                     return self._fail(self._stopped())
                 return Action.SEND if session.has_output else Action.RECEIVE

@@ -76,16 +76,20 @@ class ReplyFramer:
             if length > MAX_LINE_LENGTH:
                 raise _too_long(buffer)
             self._scan = self._line_start = end + 1
-            if buffer[start + 3 : start + 4] != b"-":
-                break  # the last line of the reply
+            if length < 4 or buffer[start + 3] != 45:  # not "NNN-": the reply's last line
+                break
             self._lines += 1
             if self._lines >= MAX_LINES:
                 # a continuation line promises one more line than the limit allows
                 raise ProtocolError(
                     f"reply has more than {MAX_LINES} lines", raw=bytes(buffer[:200])
                 )
-        raw = bytes(buffer[: end + 1])
-        del buffer[: end + 1]
+        if end + 1 == len(buffer):  # the usual case: the buffer held just this reply
+            raw = bytes(buffer)
+            buffer.clear()
+        else:
+            raw = bytes(buffer[: end + 1])
+            del buffer[: end + 1]
         self._scan = self._line_start = self._lines = 0
         return parse_reply(raw)
 

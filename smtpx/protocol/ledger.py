@@ -57,7 +57,6 @@ class Entry:
         ledger: Ledger,
         command: Command,
         parts: tuple[bytes, ...],
-        *,
         recipient: str | None = None,
         ends_message: bool = False,
         barrier: bool = True,
@@ -156,7 +155,7 @@ class Ledger:
 
     def begin_transaction(self, mail: Entry, recipients: tuple[str, ...]) -> None:
         # what came before is answered (the session allows MAIL only then): forget it
-        self.entries = [entry for entry in self.entries if not entry.answered]
+        self.entries = [entry for entry in self.entries if entry.result is None]
         self.transaction = Transaction(mail, recipients)
 
     def outstanding(self) -> Entry | None:

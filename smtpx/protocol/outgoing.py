@@ -15,19 +15,18 @@ from smtpx.protocol.ledger import Entry
 class Outgoing:
     """A queue of ledger entries whose octets are not all handed out yet."""
 
-    __slots__ = ("_entries", "_offset", "taken")
+    __slots__ = ("_entries", "_offset", "append", "taken")
 
     def __init__(self) -> None:
         self._entries: deque[Entry] = deque()
         self._offset = 0  # octets of the first entry already handed out
         #: Octets handed out so far.
         self.taken = 0
+        #: Queue an entry (the deque's own method: this runs for every command).
+        self.append = self._entries.append
 
     def __bool__(self) -> bool:
         return bool(self._entries)
-
-    def append(self, entry: Entry) -> None:
-        self._entries.append(entry)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -74,7 +74,10 @@ class Session:
         self._out = Outgoing()  # entries with octets not yet handed out
         self._awaiting: deque[Entry] = deque()  # entries waiting for their reply
         self._barriers = 0  # barriers among them
-        self.greeting = self._add(Command.CONNECT, ())
+        self.greeting = Entry(self.ledger, Command.CONNECT, ())
+        self.ledger.add(self.greeting)
+        self._awaiting.append(self.greeting)
+        self._barriers = 1
 
     def __repr__(self) -> str:
         return f"<smtpx.protocol.Session {self.state.name} outstanding={len(self._awaiting)}>"
@@ -189,7 +192,7 @@ class Session:
         if not normalized:
             chunk = normalize(chunk)
         line = b"BDAT %d LAST\r\n" % len(chunk) if last else b"BDAT %d\r\n" % len(chunk)
-        return self._queue(intent, Command.BDAT, (line, chunk) if chunk else (line,), last=last)
+        return self._queue(intent, Command.BDAT, (line, chunk) if chunk else (line,), None, last)
 
     def rset(self) -> Entry:
         return self._command(Intent.RSET, Command.RSET, b"RSET")
@@ -270,31 +273,43 @@ class Session:
     def _command(
         self, intent: Intent, command: Command, *args: bytes, recipient: str | None = None
     ) -> Entry:
-        return self._queue(intent, command, (command_line(args),), recipient=recipient)
+        return self._queue(intent, command, (command_line(args),), recipient)
 
     def _queue(
         self,
         intent: Intent,
         command: Command,
         parts: tuple[bytes, ...],
-        *,
         recipient: str | None = None,
         last: bool = False,
     ) -> Entry:
-        following = self._check(intent, command, recipient)
-        entry = self._add(
-            command, parts, recipient=recipient, last=last, barrier=intent in BARRIERS
-        )
+        # the common case in a few lookups; _check() says precisely what is wrong
+        moves = ISSUE.get(self.state)
+        if (
+            moves is None
+            or intent not in moves
+            or (self._awaiting and (self._barriers or "pipelining" not in self._extensions))
+        ):
+            self._check(intent, command, recipient)
+        following = moves[intent]  # type: ignore[index]  # _check() raised if None
+        ledger = self.ledger
+        ends = last or command is Command.DATA_END
+        entry = Entry(ledger, command, parts, recipient, ends, intent in BARRIERS)
+        ledger.entries.append(entry)
+        ledger.queued += entry.size
+        if ends and ledger.transaction is not None:
+            ledger.transaction.end = entry
+        self._awaiting.append(entry)
         self._out.append(entry)
+        if entry.barrier:
+            self._barriers += 1
         if following is not None:
             self.state = following
         return entry
 
-    def _check(
-        self, intent: Intent, command: Command, recipient: str | None = None
-    ) -> State | None:
-        """The state ``intent`` leads to (None: the same); ``SessionStateError`` if the
-        state table, a barrier or lock-step forbids it now."""
+    def _check(self, intent: Intent, command: Command, recipient: str | None = None) -> None:
+        """``SessionStateError`` if the state table, a barrier or lock-step forbids
+        ``intent`` now."""
         state = self.state
         if state is State.CLOSED:
             raise SessionClosed(
@@ -321,28 +336,6 @@ class Session:
                     "does not offer PIPELINING",
                     command=command,
                 )
-        return moves[intent]
-
-    def _add(
-        self,
-        command: Command,
-        parts: tuple[bytes, ...],
-        *,
-        recipient: str | None = None,
-        last: bool = False,
-        barrier: bool = True,
-    ) -> Entry:
-        ends = command is Command.DATA_END or last
-        ledger = self.ledger
-        entry = Entry(
-            ledger, command, parts, recipient=recipient, ends_message=ends, barrier=barrier
-        )
-        ledger.add(entry)
-        if ends and ledger.transaction is not None:
-            ledger.transaction.end = entry
-        self._awaiting.append(entry)
-        self._barriers += barrier
-        return entry
 
     def _frame(self, data: bytes | bytearray | memoryview) -> bool:
         """Frame and pair what ``data`` completes; False once the session closed."""
@@ -367,7 +360,8 @@ class Session:
 
     def _answer(self, reply: Reply) -> None:
         awaiting = self._awaiting
-        if not awaiting or (awaiting[0].start >= self._out.taken and awaiting[0].size):
+        entry = awaiting[0] if awaiting else None
+        if entry is None or (entry.start >= self._out.taken and entry.size):
             self._broken(
                 e.ProtocolError(
                     f"the server replied {reply.code} when no command was waiting for a reply",
@@ -375,23 +369,27 @@ class Session:
                 )
             )
             return
-        entry = awaiting.popleft()
-        self._barriers -= entry.barrier
-        result = classify(entry.command, reply, recipient=entry.recipient)
-        entry.reply, entry.result = reply, result
+        awaiting.popleft()
+        if entry.barrier:
+            self._barriers -= 1
+        command = entry.command
+        result = classify(command, reply, recipient=entry.recipient)
+        entry.reply = reply
+        entry.result = result
         refused = isinstance(result, e.SMTPError)
         if refused and isinstance(result, _CLOSING):
             self.error = result
             self.close()
             return
-        command = entry.command
-        for expected, good, bad in REPLY_MOVES.get(self.state, ()):
-            if expected is command:
-                self.state = bad if refused else good
-                if self.state is State.CLOSED:
-                    self.close()  # QUIT answered, or a greeting that refuses service
-                break
-        if refused:
+        moves = REPLY_MOVES.get(self.state)
+        if moves is not None:
+            for expected, good, bad in moves:
+                if expected is command:
+                    self.state = bad if refused else good
+                    if self.state is State.CLOSED:
+                        self.close()  # QUIT answered, or a greeting that refuses service
+                    break
+        if refused or command is Command.RCPT or command is Command.MAIL:
             return
         if command is Command.EHLO:
             self._extensions, self._mechanisms = parse_extensions(reply.lines)
