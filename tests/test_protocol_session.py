@@ -202,6 +202,22 @@ def test_a_421_closes_the_session() -> None:
     assert session.closed
 
 
+def test_an_acceptance_before_the_end_of_the_message_was_sent_is_out_of_step() -> None:
+    session = REACH[State.DATA_OPEN]()
+    end = session.data_payload(b"x\r\n" * 50_000)
+    session.wrote(len(session.data_to_send()))  # the first slice only
+    session.receive_data(b"250 2.0.0 queued\r\n")
+    assert isinstance(end.result, e.UnexpectedReply) and session.closed
+
+
+def test_a_refusal_before_the_end_of_the_message_was_sent_stands() -> None:
+    session = REACH[State.DATA_OPEN]()
+    end = session.data_payload(b"x\r\n" * 50_000)
+    session.wrote(len(session.data_to_send()))
+    session.receive_data(b"552 5.3.4 Message too big\r\n")
+    assert type(end.result) is e.MessageTooLarge and not session.closed
+
+
 def test_replies_after_the_starttls_220_are_an_injection() -> None:
     session = ready()
     session.starttls()

@@ -160,7 +160,8 @@ class Session:
     def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Entry:
         check_address(recipient, role="recipient")
         args = (b"RCPT", f"TO:<{recipient}>".encode(), *map(param_arg, options))
-        entry = self._command(Intent.RCPT, Command.RCPT, *args, recipient=recipient)
+        line = command_line(args)
+        entry = self._queue(Intent.RCPT, Command.RCPT, (line,), recipient)
         transaction = self.ledger.transaction
         assert transaction is not None  # RCPT is allowed only in a transaction
         transaction.rcpts[recipient] = entry
@@ -374,6 +375,18 @@ class Session:
             self._barriers -= 1
         command = entry.command
         result = classify(command, reply, recipient=entry.recipient)
+        if (
+            entry.ends_message
+            and entry.start + entry.size > self._out.taken
+            and not isinstance(result, e.SMTPError)
+        ):
+            # "accepted" before the message's end was even handed out: out of step
+            result = e.UnexpectedReply(
+                f"the server replied {reply.code} before the end of the message was sent",
+                command=command,
+                reply=reply,
+                raw=reply.raw,
+            )
         entry.reply = reply
         entry.result = result
         refused = isinstance(result, e.SMTPError)
