@@ -42,8 +42,9 @@ class Action(enum.Enum):
     FAILED = "the flow failed: raise flow.error"
 
 
-#: What a flow's steps yield: an entry whose reply they wait for, or the handshake.
-Step = Entry | Action
+#: What a flow's steps yield: an entry whose reply they wait for, a pipelined group of
+#: them (all its replies, or the one that closed the session), or the handshake.
+Step = Entry | tuple[Entry, ...] | Action
 Steps = Generator[Step, None, T]
 
 
@@ -86,6 +87,14 @@ class Flow(Generic[T]):
                     return Action.START_TLS
                 if session.closed:
                     return self._fail(self._stopped())
+            elif type(waiting) is tuple:  # a pipelined group: wait for all its replies
+                if waiting[-1].result is None:
+                    if not session.closed:
+                        return Action.SEND if session.has_output else Action.RECEIVE
+                    closer = session.error
+                    if closer is None or not any(entry.result is closer for entry in waiting):
+                        return self._fail(self._stopped())
+                    # else a reply in the group closed the session: the steps judge it
             elif waiting.result is None:  # type: ignore[union-attr]  # an Entry
                 if session.closed:
                     return self._fail(self._stopped())
@@ -126,6 +135,8 @@ class Flow(Generic[T]):
         if session.error is not None:
             return copy.copy(session.error)  # the session's own stays as it was
         waiting = self._waiting
+        if isinstance(waiting, tuple):
+            waiting = next(entry for entry in waiting if entry.result is None)
         command = waiting.command if isinstance(waiting, Entry) else None
         return e.ConnectionLost("the session was closed", command=command)
 

@@ -170,11 +170,8 @@ class MailFlow(Flow[SendResult]):
             final = session.data()
         elif len(envelope.data) <= CHUNK_IN_PIPELINE:
             final = session.bdat(envelope.data, last=True, normalized=True)
-        group = [mail, *rcpts, *([final] if final is not None else [])]
-        for entry in group:
-            yield entry
-            if isinstance(entry.result, _FATAL):
-                break  # a 421 or a reply that is not SMTP: the session is closed
+        group = (mail, *rcpts, *((final,) if final is not None else ()))
+        yield group  # every reply, or up to a 421 or a reply that is not SMTP (closed)
         if not isinstance(
             mail.result, e.SMTPError
         ):  # after a refused MAIL, RCPT replies mean nothing

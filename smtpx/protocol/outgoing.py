@@ -15,26 +15,41 @@ from smtpx.protocol.ledger import Entry
 class Outgoing:
     """A queue of ledger entries whose octets are not all handed out yet."""
 
-    __slots__ = ("_entries", "_offset", "append", "taken")
+    __slots__ = ("_entries", "_offset", "pending", "taken")
 
     def __init__(self) -> None:
         self._entries: deque[Entry] = deque()
         self._offset = 0  # octets of the first entry already handed out
+        #: Octets queued and not handed out yet.
+        self.pending = 0
         #: Octets handed out so far.
         self.taken = 0
-        #: Queue an entry (the deque's own method: this runs for every command).
-        self.append = self._entries.append
 
     def __bool__(self) -> bool:
         return bool(self._entries)
 
+    def append(self, entry: Entry) -> None:
+        self._entries.append(entry)
+        self.pending += entry.size
+
     def clear(self) -> None:
         self._entries.clear()
         self._offset = 0
+        self.pending = 0
 
     def take(self, limit: int) -> bytes | memoryview:
         """Up to ``limit`` octets, in order (empty when there are none)."""
         entries = self._entries
+        pending = self.pending
+        if pending <= limit and not self._offset:
+            # the usual case: everything queued fits in one write (a pipelined group)
+            parts = [part for entry in entries for part in entry.parts]
+            for entry in entries:
+                entry.parts = ()
+            entries.clear()
+            self.taken += pending
+            self.pending = 0
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         pieces: list[bytes | memoryview] = []
         room = limit
         while entries and room:
@@ -57,6 +72,7 @@ class Outgoing:
                 entry.parts = ()  # the ledger keeps sizes; the octets are the caller's
                 self._offset = 0
         self.taken += limit - room
+        self.pending -= limit - room
         if len(pieces) == 1:
             return pieces[0]
         return b"".join(pieces)
