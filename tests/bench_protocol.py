@@ -105,13 +105,15 @@ def transaction(chunking: bool) -> float:
     message = envelope(["a@example.com", "b@example.com", "c@example.com"])
     first = REPLIES + (QUEUED if chunking else b"354 End data with <CR><LF>.<CR><LF>\r\n")
 
+    done, send, receive = Action.DONE, Action.SEND, Action.RECEIVE  # read once
+
     def one() -> None:
         flow = MailFlow(session, message)
         replies = [first, QUEUED]
-        while (action := flow.next_action()) is not Action.DONE:
-            if action is Action.SEND:
+        while (action := flow.next_action()) is not done:
+            if action is send:
                 _flush(session)
-            elif action is Action.RECEIVE:
+            elif action is receive:
                 session.receive_data(replies.pop(0))
             else:
                 raise AssertionError(flow.error)

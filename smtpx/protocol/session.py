@@ -49,6 +49,20 @@ from smtpx.results import AuthChallenge, Authenticated
 
 _CLOSING = (e.ServiceUnavailable, e.ProtocolError)  # 421, or the session is out of step
 
+# Enum members read on every command and reply, as module constants: on Python 3.11
+# ``State.CLOSED`` goes through EnumType's __getattr__ hook, ~0.1 µs each time.
+_CLOSED, _TLS_HANDSHAKE, _CHALLENGED = State.CLOSED, State.TLS_HANDSHAKE, State.AUTH_CHALLENGED
+_MAIL, _RCPT, _DATA, _DATA_END, _BDAT = (
+    Command.MAIL,
+    Command.RCPT,
+    Command.DATA,
+    Command.DATA_END,
+    Command.BDAT,
+)
+_EHLO, _HELO, _AUTH, _STARTTLS = Command.EHLO, Command.HELO, Command.AUTH, Command.STARTTLS
+_I_MAIL, _I_RCPT, _I_DATA, _I_PAYLOAD = Intent.MAIL, Intent.RCPT, Intent.DATA, Intent.DATA_PAYLOAD
+_I_BDAT, _I_BDAT_LAST, _I_RSET = Intent.BDAT, Intent.BDAT_LAST, Intent.RSET
+
 
 class Session:
     """The client side of one SMTP connection, from the greeting to QUIT.
@@ -86,7 +100,7 @@ class Session:
 
     @property
     def closed(self) -> bool:
-        return self.state is State.CLOSED
+        return self.state is _CLOSED
 
     @property
     def encrypted(self) -> bool:
@@ -153,22 +167,24 @@ class Session:
         """
         check_address(sender, role="sender", allow_null=True)
         args = (b"MAIL", f"FROM:<{sender}>".encode(), *map(param_arg, options))
-        entry = self._command(Intent.MAIL, Command.MAIL, *args)
+        entry = self._command(_I_MAIL, _MAIL, *args)
         self.ledger.begin_transaction(entry, tuple(recipients))
         return entry
 
     def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Entry:
         check_address(recipient, role="recipient")
-        args = (b"RCPT", f"TO:<{recipient}>".encode(), *map(param_arg, options))
-        line = command_line(args)
-        entry = self._queue(Intent.RCPT, Command.RCPT, (line,), recipient)
+        path = f"TO:<{recipient}>".encode()
+        line = command_line(
+            (b"RCPT", path, *map(param_arg, options)) if options else (b"RCPT", path)
+        )
+        entry = self._queue(_I_RCPT, _RCPT, (line,), recipient)
         transaction = self.ledger.transaction
         assert transaction is not None  # RCPT is allowed only in a transaction
         transaction.rcpts[recipient] = entry
         return entry
 
     def data(self) -> Entry:
-        return self._command(Intent.DATA, Command.DATA, b"DATA")
+        return self._command(_I_DATA, _DATA, b"DATA")
 
     def data_payload(self, payload: bytes, *, encoded: bool = False) -> Entry:
         """After the 354: the message and its final ``.``; the reply decides delivery.
@@ -178,7 +194,7 @@ class Session:
         early is refused.
         """
         payload = check_payload(payload) if encoded else encode_data(payload)
-        return self._queue(Intent.DATA_PAYLOAD, Command.DATA_END, (payload, END_OF_DATA))
+        return self._queue(_I_PAYLOAD, _DATA_END, (payload, END_OF_DATA))
 
     def bdat(self, chunk: bytes, *, last: bool = True, normalized: bool = False) -> Entry:
         """``BDAT <size> [LAST]`` and the chunk itself (CHUNKING, RFC 3030).
@@ -186,17 +202,17 @@ class Session:
         Line endings are normalised unless ``normalized`` says they are; nothing is
         dot-stuffed.  The last octet of a LAST chunk is the end of the message.
         """
-        intent = Intent.BDAT_LAST if last else Intent.BDAT
-        self._check(intent, Command.BDAT)
+        intent = _I_BDAT_LAST if last else _I_BDAT
+        self._check(intent, _BDAT)
         if not self.chunking:
             raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
         if not normalized:
             chunk = normalize(chunk)
         line = b"BDAT %d LAST\r\n" % len(chunk) if last else b"BDAT %d\r\n" % len(chunk)
-        return self._queue(intent, Command.BDAT, (line, chunk) if chunk else (line,), None, last)
+        return self._queue(intent, _BDAT, (line, chunk) if chunk else (line,), None, last)
 
     def rset(self) -> Entry:
-        return self._command(Intent.RSET, Command.RSET, b"RSET")
+        return self._command(_I_RSET, Command.RSET, b"RSET")
 
     def noop(self) -> Entry:
         return self._command(Intent.NOOP, Command.NOOP, b"NOOP")
@@ -216,7 +232,7 @@ class Session:
 
     def close(self) -> None:
         """End the session here (the edge then closes the connection); nothing more is sent."""
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._out.clear()
 
     # -- the edge: octets in and out ---------------------------------------------------
@@ -241,7 +257,7 @@ class Session:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Octets from the server: each complete reply answers the oldest waiting command."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return  # after QUIT, a 421 or a protocol error, further octets mean nothing
         for start in range(0, len(data), WRITE_SLICE):
             piece = data if len(data) <= WRITE_SLICE else data[start : start + WRITE_SLICE]
@@ -294,7 +310,7 @@ class Session:
             self._check(intent, command, recipient)
         following = moves[intent]  # type: ignore[index]  # _check() raised if None
         ledger = self.ledger
-        ends = last or command is Command.DATA_END
+        ends = last or command is _DATA_END
         entry = Entry(ledger, command, parts, recipient, ends, intent in BARRIERS)
         ledger.entries.append(entry)
         ledger.queued += entry.size
@@ -345,9 +361,10 @@ class Session:
             framer.receive_data(data)
             while (reply := framer.next_reply()) is not None:
                 self._answer(reply)
-                if self.state is State.CLOSED:
+                state = self.state
+                if state is _CLOSED:
                     return False
-                if self.state is State.TLS_HANDSHAKE and framer.unread:
+                if state is _TLS_HANDSHAKE and framer.unread:
                     # octets after STARTTLS' 220 and before the handshake: a man in the
                     # middle injecting replies for the encrypted session (RFC 3207 §5)
                     raise e.ProtocolError(
@@ -399,21 +416,21 @@ class Session:
             for expected, good, bad in moves:
                 if expected is command:
                     self.state = bad if refused else good
-                    if self.state is State.CLOSED:
+                    if self.state is _CLOSED:
                         self.close()  # QUIT answered, or a greeting that refuses service
                     break
-        if refused or command is Command.RCPT or command is Command.MAIL:
+        if refused or command is _RCPT or command is _MAIL:
             return
-        if command is Command.EHLO:
+        if command is _EHLO:
             self._extensions, self._mechanisms = parse_extensions(reply.lines)
-        elif command is Command.HELO:
+        elif command is _HELO:
             self._extensions, self._mechanisms = {}, ()
-        elif command is Command.AUTH:
+        elif command is _AUTH:
             if isinstance(result, AuthChallenge):
-                self.state = State.AUTH_CHALLENGED
+                self.state = _CHALLENGED
             elif isinstance(result, Authenticated):
                 self.authenticated = True
-        elif command is Command.STARTTLS:
+        elif command is _STARTTLS:
             self.ledger.handshaking = True
 
     def _broken(self, error: e.ProtocolError) -> None:
