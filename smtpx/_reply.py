@@ -6,12 +6,9 @@ import attrs
 
 from smtpx._enhanced import EnhancedStatus
 from smtpx.errors import ProtocolError
+from smtpx.protocol.limits import MAX_LINE_LENGTH, MAX_LINES
 
-# RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets; real servers exceed it
-# in EHLO and banner lines, so we allow 1000 (the text-line limit) and no more.
-MAX_LINE_LENGTH = 1000
-# An endless multi-line reply must not exhaust memory.
-MAX_LINES = 100
+__all__ = ["MAX_LINES", "MAX_LINE_LENGTH", "Reply"]
 
 
 def _check_code(reply: object, attribute: object, code: int) -> None:

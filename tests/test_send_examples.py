@@ -45,3 +45,12 @@ def test_partial_refusal_example() -> None:
     assert "   refused:  busy@example.com: MailboxBusy (450 4.2.1, transient, retry later)" in out
     assert "   AllRecipientsRejected (retryable=False)" in out
     assert out[-1] == "the server received 1 message(s), for alice@example.com"
+
+
+def test_blocking_session_example() -> None:
+    out = run("blocking_session.py")
+    assert out[0] == "accepted: alice@example.com"
+    assert "refused: nobody@example.com: NoSuchMailbox (550 5.1.1)" in out
+    assert "server said: 250 OK" in out
+    assert "  BDAT LAST: fully written, reply 250" in out  # the ledger, entry by entry
+    assert out[-1] == "the server got 'Your order has shipped' for alice@example.com"

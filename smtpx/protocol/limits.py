@@ -1,0 +1,17 @@
+"""Every size limit of the SMTP session, in one place.
+
+The reply framer, the strict reply parser and the I/O edges read them from here.
+"""
+
+from __future__ import annotations
+
+# RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets; real servers exceed it in
+# EHLO and banner lines, so we allow 1000 (the text-line limit) and no more.
+MAX_LINE_LENGTH = 1000
+# An endless multi-line reply must not exhaust memory.
+MAX_LINES = 100
+# Reply octets kept unframed; a thousand pipelined one-line replies fit.
+MAX_UNREAD = 1024 * 1024
+# Octets an edge hands to its transport at a time: a large message goes in slices of
+# the caller's own buffer (no copy), so the transport's buffer stays small.
+WRITE_SLICE = 64 * 1024
