@@ -184,7 +184,9 @@ def run_shape(shape: Shape, fault: Fault | None = None) -> Run:
 
 def envelope(recipients: Sequence[str], body: bytes = b"Hello.\r\n") -> Envelope:
     head = b"From: a@example.com\r\nTo: " + ", ".join(recipients).encode() + b"\r\n\r\n"
-    return prepare(head + body, sender="a@example.com", recipients=list(recipients))
+    return prepare(
+        head + body, sender="a@example.com", recipients=list(recipients), add_missing_headers=False
+    )
 
 
 ONE = ("bob@example.com",)
