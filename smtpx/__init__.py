@@ -9,6 +9,7 @@ from smtpx._auth import Credentials
 from smtpx._classify import classify, error_class, severity
 from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
 from smtpx._commands import Command
+from smtpx._end_of_message import EndOfMessageHook, before_end_of_message
 from smtpx._enhanced import EnhancedStatus, RegistryEntry
 from smtpx._reply import Reply
 from smtpx._table import TABLE, Row, is_expected
@@ -149,6 +150,7 @@ __all__ = [
     "DomainNotFound",
     "DomainOverloaded",
     "EncryptionRequired",
+    "EndOfMessageHook",
     "EnhancedStatus",
     "ExtensionRequired",
     "HelpText",
@@ -216,6 +218,7 @@ __all__ = [
     "UserNotLocal",
     "VirtualClock",
     "WillForward",
+    "before_end_of_message",
     "classify",
     "default_context",
     "describe",

@@ -75,7 +75,7 @@ async def run(client: Client, envelope: Envelope) -> SendResult:
                 else:
                     accepted.append(recipient)
             _check_someone_accepted(accepted, rejected)
-            reply = (await _send(client, envelope)).reply
+            reply = (await _send(client, envelope, tuple(accepted))).reply
     except e.SMTPError as error:
         error.rejected = {**rejected, **error.rejected}
         error.undelivered = tuple(r for r in envelope.recipients if r not in rejected)
@@ -92,11 +92,12 @@ def _check_someone_accepted(accepted: list[str], rejected: dict[str, e.SMTPError
         raise error(command=Command.RCPT)
 
 
-async def _send(client: Client, envelope: Envelope) -> Success:
-    """The message itself, once a recipient has accepted: BDAT when offered, else DATA."""
+async def _send(client: Client, envelope: Envelope, to: tuple[str, ...]) -> Success:
+    """The message itself, once a recipient (``to``) has accepted: BDAT when offered, else
+    DATA."""
     if client.uses_chunking:
-        return await client._bdat(envelope.data)
-    return await client._data_encoded(envelope.payload)
+        return await client._bdat(envelope.data, to)
+    return await client._data_encoded(envelope.payload, to)
 
 
 # Up to this size, the message goes in the same write as MAIL and RCPT (one round
@@ -150,9 +151,9 @@ async def _pipelined(
     if isinstance(last, e.SMTPError):
         raise last
     if last is None:  # a large message, sent now that someone accepted
-        return (await _send(client, envelope)).reply
+        return (await _send(client, envelope, tuple(accepted))).reply
     if isinstance(last, StartData):
-        return (await client._send_payload(envelope.payload)).reply
+        return (await client._send_payload(envelope.payload, tuple(accepted))).reply
     return last.reply  # BDAT's: the message went with the commands
 
 

@@ -31,6 +31,7 @@ from smtpx._auth import Credentials
 from smtpx._classify import classify
 from smtpx._commands import Command
 from smtpx._data import END_OF_DATA, encode_data, normalize
+from smtpx._end_of_message import current_hook
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
 from smtpx._tls import TLSMode, default_context
@@ -349,15 +350,17 @@ class Client:
         """
         return await self._data_encoded(encode_data(message))
 
-    async def _data_encoded(self, payload: bytes) -> Success:
+    async def _data_encoded(self, payload: bytes, to: tuple[str, ...] = ()) -> Success:
         start = await self.command(Command.DATA, b"DATA")
         if not isinstance(start, StartData):  # pragma: no cover - classify guarantees it
             raise e.UnexpectedReply(command=Command.DATA, reply=start.reply)
-        return await self._send_payload(payload)
+        return await self._send_payload(payload, to)
 
-    async def _send_payload(self, payload: bytes) -> Success:
-        """After a 354: the dot-stuffed message, its final ".", the reply as DATA_END."""
-        return await self._send_message(Command.DATA_END, payload, END_OF_DATA)
+    async def _send_payload(self, payload: bytes, to: tuple[str, ...] = ()) -> Success:
+        """After a 354: the dot-stuffed message, its final ".", the reply as DATA_END.
+
+        ``to``: who gets the message if its end arrives (for ``before_end_of_message``)."""
+        return await self._send_message(Command.DATA_END, payload, END_OF_DATA, to=to)
 
     async def bdat(self, message: bytes) -> Success:
         """The message as one ``BDAT <size> LAST`` chunk (CHUNKING, RFC 3030).
@@ -374,13 +377,15 @@ class Client:
     def bdat_args(data: bytes) -> tuple[bytes, ...]:
         return (b"BDAT", b"%d" % len(data), b"LAST")
 
-    async def _bdat(self, data: bytes) -> Success:
+    async def _bdat(self, data: bytes, to: tuple[str, ...] = ()) -> Success:
         args = self.bdat_args(data)
         if self.transcript:
             log_sent(Command.BDAT, args)
-        return await self._send_message(Command.BDAT, command_line(args), data)
+        return await self._send_message(Command.BDAT, command_line(args), data, to=to)
 
-    async def _send_message(self, command: Command, *parts: bytes) -> Success:
+    async def _send_message(
+        self, command: Command, *parts: bytes, to: tuple[str, ...] = ()
+    ) -> Success:
         """Write the message (``parts``) and classify the reply that decides delivery."""
         smtp = self._smtp
         if smtp is None:
@@ -413,6 +418,8 @@ class Client:
                 ) from exc
             return await protocol.read_response(timeout=self.timeout)
 
+        if smtp.is_connected:
+            self._before_end(to)  # nothing awaits between this and the write in send_message
         await self._run(command, send_message())
         return self._checked(command)
 
@@ -467,6 +474,8 @@ class Client:
         async def write() -> None:
             await protocol.write_all(lines, chunk)
 
+        if steps[-1][0] is Command.BDAT:  # the whole message, its end included, goes now
+            self._before_end(tuple(r for c, _, r in steps if c is Command.RCPT and r))
         await self._run(steps[0][0], write())
         for command, _, recipient in steps:
             # each read is its own step: a loss or time-out names the command it hit
@@ -495,6 +504,17 @@ class Client:
             log_sent(command, args)
         await self._run(command, protocol.exchange(line, self.timeout), recipient=recipient)
         return self._checked(command, recipient=recipient)
+
+    def _before_end(self, to: tuple[str, ...]) -> None:
+        """Run the task's ``before_end_of_message`` hook; if it raises, nothing is written."""
+        hook = current_hook()
+        if hook is None or not to:  # no recipient: an empty DATA ending nothing deliverable
+            return
+        try:
+            hook(to)
+        except BaseException:
+            self.close()  # mid-transaction, the session cannot go on
+            raise
 
     # -- the edge: translate everything below into smtpx ---------------------------
 
