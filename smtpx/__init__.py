@@ -11,6 +11,7 @@ from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
 from smtpx._commands import Command
 from smtpx._end_of_message import EndOfMessageHook, before_end_of_message
 from smtpx._enhanced import EnhancedStatus, RegistryEntry
+from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
 from smtpx._table import TABLE, Row, is_expected
 from smtpx._tls import TLSMode, default_context
@@ -152,6 +153,7 @@ __all__ = [
     "EncryptionRequired",
     "EndOfMessageHook",
     "EnhancedStatus",
+    "Envelope",
     "ExtensionRequired",
     "HelpText",
     "HostDoesNotAcceptMail",
@@ -168,6 +170,7 @@ __all__ = [
     "MailboxFullTemporary",
     "MailboxNameInvalid",
     "MailboxUnavailable",
+    "MessageInput",
     "MessageTooLarge",
     "NetworkError",
     "NoAnswerFromHost",
@@ -225,6 +228,7 @@ __all__ = [
     "error_class",
     "is_expected",
     "is_retryable",
+    "prepare",
     "retry_if_transient",
     "send",
     "send_sync",
