@@ -45,3 +45,20 @@ def test_partial_refusal_example() -> None:
     assert "   refused:  busy@example.com: MailboxBusy (450 4.2.1, transient, retry later)" in out
     assert "   AllRecipientsRejected (retryable=False)" in out
     assert out[-1] == "the server received 1 message(s), for alice@example.com"
+
+
+def test_outbox_example() -> None:
+    out = run("outbox.py")
+    assert out[:4] == [
+        "alice@example.com: accepted, 1 attempt(s)",
+        "bob@example.com: accepted, 2 attempt(s)",
+        "nobody@example.com: refused, 1 attempt(s)  (NoSuchMailbox)",
+        "carol@example.com: delivery_unknown, 1 attempt(s)  (DeliveryUnknown)",
+    ]
+    assert "unknown: ['carol@example.com']" in out
+    assert "accepted: 3 refused: 1" in out
+    # one copy each; carol's second was asked for, after the lost reply
+    assert out[-1] == (
+        "copies on the server: "
+        "{'alice@example.com': 1, 'bob@example.com': 1, 'carol@example.com': 2}"
+    )
