@@ -48,6 +48,7 @@ CREATE TABLE recipient (
 );
 CREATE INDEX recipient_to_send ON recipient (due) WHERE state IN ('pending', 'deferred');
 CREATE INDEX recipient_state ON recipient (state);
+CREATE INDEX message_expires ON message (expires) WHERE finished IS NULL;
 CREATE TABLE attempt (
     id         INTEGER PRIMARY KEY,
     message_id INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
@@ -61,13 +62,14 @@ MIGRATIONS: dict[int, str] = {}
 
 
 def connect(
-    path: Path, *, timeout: float, trace: Callable[[str], None] | None = None
+    path: Path, *, timeout: float, fsync: bool, trace: Callable[[str], None] | None = None
 ) -> sqlite3.Connection:
     """Open (creating or migrating) the database at ``path``.
 
     Autocommit mode: every write is an explicit ``BEGIN IMMEDIATE`` ... ``COMMIT``.
-    ``synchronous=FULL``: a committed transaction survives a power cut, not only a
-    killed process.
+    With ``fsync``, ``synchronous=FULL``: a committed transaction survives a power cut
+    or an OS crash.  Without, ``NORMAL``: in WAL mode it survives a killed process (the
+    data is in the OS's cache), not a power cut.
     """
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     try:
@@ -76,7 +78,7 @@ def connect(
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise UsageError(f"{path}: SQLite could not use WAL mode here (got {mode!r})")
-        db.execute("PRAGMA synchronous = FULL")
+        db.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
         db.execute("PRAGMA foreign_keys = ON")
         _upgrade(db, path)
     except BaseException:

@@ -40,10 +40,15 @@ class Job:
 
 class Store:
     def __init__(
-        self, path: Path, *, timeout: float, trace: Callable[[str], None] | None = None
+        self,
+        path: Path,
+        *,
+        timeout: float,
+        fsync: bool = True,
+        trace: Callable[[str], None] | None = None,
     ) -> None:
         self.path = path
-        self.db = _schema.connect(path, timeout=timeout, trace=trace)
+        self.db = _schema.connect(path, timeout=timeout, fsync=fsync, trace=trace)
 
     def close(self) -> None:
         self.db.close()
@@ -127,23 +132,29 @@ class Store:
     def expire(self, now: float) -> tuple[int, list[str]]:
         """Recipients still to send whose message is past ``expires`` become ``expired``.
         Returns their number and the body files of messages now finished."""
-        with self._transaction() as db:
-            rows = db.execute(
-                "SELECT r.message_id, r.address FROM recipient r JOIN message m"
-                " ON m.id = r.message_id WHERE r.state IN ('pending', 'deferred')"
-                " AND r.attempt IS NULL"
-                " AND m.expires IS NOT NULL AND m.expires <= ?",
+        expired = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT m.id FROM message m JOIN recipient r ON r.message_id = m.id"
+                " WHERE m.finished IS NULL AND m.expires <= ?"
+                " AND r.state IN ('pending', 'deferred') AND r.attempt IS NULL",
                 (now,),
-            ).fetchall()
-            for message_id, address in rows:
-                db.execute(
+            )
+        ]
+        if not expired:
+            return 0, []
+        count = 0
+        with self._transaction() as db:
+            for message_id in expired:
+                count += db.execute(
                     "UPDATE recipient SET state = 'expired', due = NULL, updated = ?,"
                     " text = coalesce(text, 'not sent within max_age')"
-                    " WHERE message_id = ? AND address = ?",
-                    (now, message_id, address),
-                )
-            files = self._finish({m for m, _ in rows}, now)
-        return len(rows), files
+                    " WHERE message_id = ? AND state IN ('pending', 'deferred')"
+                    " AND attempt IS NULL",
+                    (now, message_id),
+                ).rowcount
+            files = self._finish(expired, now)
+        return count, files
 
     def due(self, now: float, limit: int, busy: Collection[int]) -> list[Job]:
         """Up to ``limit`` messages with recipients due now, claimed for one attempt each.
@@ -152,20 +163,23 @@ class Store:
         jobs: list[Job] = []
         if limit <= 0:
             return jobs
-        candidates = self.db.execute(
-            "SELECT r.message_id, min(r.due) AS first FROM recipient r"
-            " WHERE r.state IN ('pending', 'deferred') AND r.attempt IS NULL AND r.due <= ?"
-            " GROUP BY r.message_id ORDER BY first, r.message_id LIMIT ?",
-            (now, limit + len(busy)),
-        ).fetchall()
-        for message_id, _ in candidates:
-            if message_id in busy:
-                continue
+        # Walk the to-send index in due order; the scan stops once enough messages are found.
+        rows = self.db.execute(
+            "SELECT message_id FROM recipient WHERE state IN ('pending', 'deferred')"
+            " AND attempt IS NULL AND due <= ? ORDER BY due",
+            (now,),
+        )
+        candidates: list[int] = []
+        for (message_id,) in rows:
+            if message_id not in busy and message_id not in candidates:
+                candidates.append(message_id)
+                if len(candidates) == limit:
+                    break
+        rows.close()
+        for message_id in candidates:
             job = self._claim(message_id, now)
             if job is not None:
                 jobs.append(job)
-            if len(jobs) == limit:
-                break
         return jobs
 
     def _claim(self, message_id: int, now: float) -> Job | None:
@@ -277,16 +291,17 @@ class Store:
 
     def next_due(self, busy: Collection[int]) -> float | None:
         rows = self.db.execute(
-            "SELECT message_id, min(due) FROM recipient"
-            " WHERE state IN ('pending', 'deferred') AND attempt IS NULL GROUP BY message_id"
-        ).fetchall()
-        dues = [due for message_id, due in rows if message_id not in busy]
-        return min(dues) if dues else None
+            "SELECT message_id, due FROM recipient WHERE state IN ('pending', 'deferred')"
+            " AND attempt IS NULL ORDER BY due"
+        )
+        due = next((due for message_id, due in rows if message_id not in busy), None)
+        rows.close()
+        return float(due) if due is not None else None
 
-    def to_send(self) -> int:
-        """Recipients still to send (in flight included)."""
-        query = "SELECT count(*) FROM recipient WHERE state IN ('pending', 'deferred')"
-        return int(self.db.execute(query).fetchone()[0])
+    def anything_to_send(self) -> bool:
+        """Whether a recipient is still to send (in flight included)."""
+        query = "SELECT 1 FROM recipient WHERE state IN ('pending', 'deferred') LIMIT 1"
+        return self.db.execute(query).fetchone() is not None
 
     # -- decisions and views -------------------------------------------------------------
 

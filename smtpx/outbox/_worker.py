@@ -86,7 +86,7 @@ class Worker:
                         self.tasks[task] = job.message_id
                 if self.stop.is_set():
                     return
-                if until_idle and not self.tasks and not self.store.to_send():
+                if until_idle and not self.tasks and not self.store.anything_to_send():
                     return
                 self.wake.clear()
                 next_due = None if self.tasks else self.store.next_due(())
