@@ -282,14 +282,20 @@ async def test_a_permanent_session_failure_refuses_every_recipient(
 # -- running ----------------------------------------------------------------------------
 
 
+async def running(outbox: Outbox, client: smtpx.Client) -> asyncio.Task[None]:
+    """``outbox.run(client)`` started, once it has an attempt under way."""
+    runner = asyncio.create_task(outbox.run(client))
+    while not outbox.stats().in_flight:
+        await asyncio.sleep(0.001)
+    return runner
+
+
 async def test_stop_lets_the_attempt_under_way_finish(
     outbox: Outbox, server: ScriptedServer
 ) -> None:
     message_id = await outbox.put(MESSAGE)
     async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-        runner = asyncio.create_task(outbox.run(client))
-        while not outbox.stats().in_flight:
-            await asyncio.sleep(0)
+        runner = await running(outbox, client)
         outbox.stop()
         await asyncio.wait_for(runner, 10)
     assert states(outbox, message_id) == {"a@example.com": State.ACCEPTED}
@@ -313,9 +319,7 @@ async def test_cancelling_run_puts_unsent_recipients_back(
     server.on("RCPT", hang=True)
     message_id = await outbox.put(MESSAGE)
     async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-        runner = asyncio.create_task(outbox.run(client))
-        while not outbox.stats().in_flight:
-            await asyncio.sleep(0.001)
+        runner = await running(outbox, client)
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
@@ -331,9 +335,7 @@ async def test_one_worker_per_database(
     server.on("RCPT", hang=True)
     await outbox.put(MESSAGE)
     async with smtpx.Client(server.host, server.port, **PLAIN) as client:
-        runner = asyncio.create_task(outbox.run(client))
-        while not outbox.stats().in_flight:
-            await asyncio.sleep(0.001)
+        runner = await running(outbox, client)
         with (
             Outbox(tmp_path / "outbox.db") as second,
             pytest.raises(smtpx.UsageError, match="another worker"),

@@ -13,8 +13,7 @@ from typing import Any
 import click
 
 from smtpx import errors as e
-from smtpx._tls import TLSMode
-from smtpx.cli._common import echo, password_for, tls_context, tls_options
+from smtpx.cli._common import client_options, echo, tls_options
 from smtpx.outbox import Outbox, OutboxStats, RecipientStatus, State, StorageError
 from smtpx.pool import Pool
 
@@ -66,15 +65,7 @@ def run(
 ) -> None:
     """Deliver DATABASE's messages until stopped (SIGTERM, Ctrl-C) or, with
     --until-idle, until none is left to send.  Safe to kill at any moment."""
-    options: dict[str, Any] = {
-        "tls": TLSMode(tls),
-        "tls_context": tls_context(ca_file),
-        "timeout": timeout,
-        "local_hostname": local_hostname,
-        "allow_plaintext_auth": allow_plaintext_auth,
-    }
-    if user is not None:
-        options["credentials"] = (user, password_for(user))
+    options = client_options(tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user)
     with _open(database) as box:
         try:
             asyncio.run(_run(box, Pool(host, port, size=connections, **options), until_idle))
