@@ -187,7 +187,9 @@ class SharedLimitPool(smtpx.Pool):
     pool that names the same ``key`` (a provider account, say).
 
     ``rate`` sends per second (bursts of ``burst``) and at most ``max_concurrent`` sends
-    at once; either may be None.  Other arguments are those of ``Pool``.
+    at once; either may be None.  A send waiting for a slot asks again every ``poll``
+    seconds; at most ``size`` sends of one pool wait so.  Other arguments are those of
+    ``Pool``.
     """
 
     def __init__(
@@ -201,6 +203,7 @@ class SharedLimitPool(smtpx.Pool):
         burst: int = 1,
         max_concurrent: int | None = None,
         lease: float = 600.0,
+        poll: float = 0.005,
         **pool_options: Any,
     ) -> None:
         key = _check_key(key)
@@ -208,10 +211,12 @@ class SharedLimitPool(smtpx.Pool):
         super().__init__(host, port, rate_limit=limiter, **pool_options)
         self.shared_key = key
         self.concurrency = (
-            SharedConcurrency(redis, f"{key}:slots", max_concurrent, lease=lease)
+            SharedConcurrency(redis, f"{key}:slots", max_concurrent, lease=lease, poll=poll)
             if max_concurrent is not None
             else None
         )
+        # No more of this process's sends ask Redis for a slot than it has connections.
+        self._local = asyncio.Semaphore(self.size)
 
     async def send(
         self,
@@ -223,5 +228,5 @@ class SharedLimitPool(smtpx.Pool):
     ) -> smtpx.SendResult:
         if self.concurrency is None:
             return await super().send(message, sender=sender, recipients=recipients, retry=retry)
-        async with self.concurrency.slot():
+        async with self._local, self.concurrency.slot():
             return await super().send(message, sender=sender, recipients=recipients, retry=retry)
