@@ -279,6 +279,39 @@ async def test_a_permanent_session_failure_refuses_every_recipient(
     }
 
 
+async def test_a_failed_login_defers_the_queue_instead_of_refusing_it(
+    outbox: Outbox, clock: VirtualClock
+) -> None:
+    # a 535 is permanent for one send, but says nothing about the recipients
+    async with ScriptedServer(credentials={"app": "right"}) as server:
+        server.on("AUTH", reply="535 5.7.8 Authentication credentials invalid", times=1)
+        message_id = await outbox.put(MESSAGE)
+        async with smtpx.Pool(
+            server.host,
+            server.port,
+            credentials=("app", "right"),
+            allow_plaintext_auth=True,
+            **PLAIN,
+        ) as pool:
+            await outbox.run(pool, until_idle=True)
+    (recipient,) = outbox.status(message_id).recipients  # type: ignore[union-attr]
+    assert recipient.state is State.ACCEPTED and recipient.attempts == 2
+    assert clock.sleeps == [10.0]
+    assert len(server.messages) == 1
+
+
+async def test_a_closed_pool_stops_the_run_and_refuses_nobody(
+    outbox: Outbox, server: ScriptedServer
+) -> None:
+    message_id = await outbox.put(MESSAGE)
+    pool = smtpx.Pool(server.host, server.port, **PLAIN)
+    await pool.close()
+    with pytest.raises(smtpx.UsageError, match="closed"):
+        await outbox.run(pool, until_idle=True)
+    assert states(outbox, message_id) == {"a@example.com": State.PENDING}
+    assert server.messages == []
+
+
 # -- running ----------------------------------------------------------------------------
 
 

@@ -9,7 +9,12 @@ The rules, in order, for each recipient of the attempt:
    recipient, is ``delivery_unknown``: the server may have the message.  The client
    decides this for most shapes already; the outbox's own record covers the rest (a
    loss while reading the replies of a pipelined write that carried the whole message).
-3. Otherwise a retryable error defers the recipient (for the delay smtpx suggests,
+3. A failure of the session rather than of the message -- authentication, TLS, a
+   relay host that does not resolve, credentials that would cross in plain text --
+   defers the recipient even when it is permanent for a direct send: one wrong
+   password must not refuse a whole queue for good.  (Postfix does the same for a 535:
+   ``smtp_sasl_auth_soft_bounce = yes``, its default.)
+4. Otherwise a retryable error defers the recipient (for the delay smtpx suggests,
    the server's hint honoured), until the policy's attempts are spent (then
    ``expired``); anything else refuses it for good.
 """
@@ -20,6 +25,14 @@ from collections.abc import Collection, Mapping
 
 import smtpx
 from smtpx.outbox._values import Failure, State, Verdict
+
+# Failures of the connection's set-up: they say nothing about the message or recipients.
+SESSION_FAILURES = (
+    smtpx.AuthError,
+    smtpx.TLSError,
+    smtpx.HostNotFound,
+    smtpx.PlaintextAuthRefused,
+)
 
 
 def verdicts(
@@ -68,7 +81,7 @@ def _refused(
     failure = Failure.of(error)
     if isinstance(error, smtpx.DeliveryUnknown) and not policy.retry_delivery_unknown:
         return Verdict(State.DELIVERY_UNKNOWN, failure)
-    if not policy.is_retryable(error):
+    if not (policy.is_retryable(error) or isinstance(error, SESSION_FAILURES)):
         return Verdict(State.REFUSED, failure)
     if attempt >= policy.attempts:
         return Verdict(State.EXPIRED, failure)

@@ -156,6 +156,11 @@ class Worker:
             with smtpx.before_end_of_message(before_end):
                 outcome = await self.via.send(data, sender=job.sender, recipients=job.recipients)
         except smtpx.SMTPError as error:
+            if type(error) is smtpx.UsageError:
+                # Not a verdict on the recipients: how the outbox is run (a closed pool).
+                with storage_errors():
+                    self.store.abandon(job, self.clock(), self.clock())
+                raise
             outcome = error
         except asyncio.CancelledError:
             with contextlib.suppress(StorageError), storage_errors():
