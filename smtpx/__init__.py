@@ -12,6 +12,7 @@ from smtpx._commands import Command
 from smtpx._end_of_message import EndOfMessageHook, before_end_of_message
 from smtpx._enhanced import EnhancedStatus, RegistryEntry
 from smtpx._explain import explain
+from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reasons import Reason
 from smtpx._reply import Reply
 from smtpx._table import TABLE, Row, is_expected
@@ -186,6 +187,7 @@ __all__ = [
     "EncryptionRequired",
     "EndOfMessageHook",
     "EnhancedStatus",
+    "Envelope",
     "ExtensionRequired",
     "Greylisted",
     "HelpText",
@@ -206,6 +208,7 @@ __all__ = [
     "MailboxFullTemporary",
     "MailboxNameInvalid",
     "MailboxUnavailable",
+    "MessageInput",
     "MessageTooLarge",
     "NetworkError",
     "NoAnswerFromHost",
@@ -279,6 +282,7 @@ __all__ = [
     "explain",
     "is_expected",
     "is_retryable",
+    "prepare",
     "retry_if_transient",
     "send",
     "send_sync",

@@ -22,8 +22,15 @@ It reads the settings Django's SMTP backend reads (``EMAIL_HOST``, ``EMAIL_PORT`
     connection (``PlaintextAuthRefused``), even where Django's backend would.
 ``SMTPX_OPTIONS``
     Other :class:`smtpx.Client` arguments, e.g. ``{"local_hostname": "web1.example.com"}``.
+``SMTPX_OUTBOX``
+    ``None`` (the default: send inline), or the path of a :class:`smtpx.outbox.Outbox`
+    database. Then ``send_messages`` does not connect at all: it stores each message in
+    the outbox (on disk before it returns) and a worker, ``smtpx outbox run PATH ...``,
+    delivers it, retrying as the outbox does. A ``Message-ID`` you set (in ``headers``)
+    is the idempotency key: storing that message twice stores it once.
 
-``send_messages`` returns how many messages at least one recipient accepted. A message
+``send_messages`` returns how many messages at least one recipient accepted (with
+``SMTPX_OUTBOX``: how many were stored). A message
 some recipients refused still counts; each refusal is logged on the
 ``smtpx.contrib.django`` logger at WARNING. With ``fail_silently=False`` a failure raises
 its typed :class:`smtpx.SMTPError` (``AuthFailed``, ``AllRecipientsRejected``, ...);
@@ -39,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import email.message
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Coroutine, Sequence
@@ -50,6 +58,7 @@ from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[impo
 
 import smtpx
 from smtpx.config import tls_mode
+from smtpx.outbox import Outbox, StorageError
 
 __all__ = ["EmailBackend"]
 
@@ -100,6 +109,12 @@ def _retry_policy(setting: object) -> smtpx.RetryPolicy | None:
     raise smtpx.UsageError(
         f"SMTPX_RETRY must be None, a number of attempts or a RetryPolicy: {setting!r}"
     )
+
+
+def _outbox_path(setting: object) -> str | None:
+    if setting is None or isinstance(setting, str | os.PathLike):
+        return None if setting is None else os.fspath(setting)
+    raise smtpx.UsageError(f"SMTPX_OUTBOX must be None or a database path, not {setting!r}")
 
 
 def _address(value: object) -> str:
@@ -156,6 +171,8 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         self.allow_plaintext_auth = bool(getattr(settings, "SMTPX_ALLOW_PLAINTEXT_AUTH", False))
         self.options: dict[str, Any] = dict(getattr(settings, "SMTPX_OPTIONS", None) or {})
         self.config = self._config()  # a wrong setting fails here, not at the first send
+        self.outbox_path = _outbox_path(getattr(settings, "SMTPX_OUTBOX", None))
+        self.outbox: Outbox | None = None
         self.client: smtpx.Client | None = None
         self._loop = _LoopThread()
         self._lock = threading.RLock()
@@ -190,6 +207,8 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
     def open(self) -> bool | None:
         """Connect (and authenticate). True if a new connection was opened, False if one
         was open already, None if connecting failed silently."""
+        if self.outbox_path is not None:
+            return self._open_outbox()
         if self.client is not None:
             return False
         client = self._make_client()
@@ -207,11 +226,29 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
     def close(self) -> None:
         """QUIT and stop the background loop."""
         client, self.client = self.client, None
+        outbox, self.outbox = self.outbox, None
         try:
             if client is not None:
                 self._loop.run(client.quit())
+            if outbox is not None:
+                self._loop.run(_close(outbox))
         finally:
             self._loop.stop()
+
+    def _open_outbox(self) -> bool | None:
+        if self.outbox is not None:
+            return False
+        assert self.outbox_path is not None
+        try:
+            # made on the loop thread, which alone uses its SQLite connection
+            self.outbox = self._loop.run(_open(self.outbox_path))
+        except StorageError as error:
+            self._loop.stop()
+            if not self.fail_silently:
+                raise
+            logger.warning("could not open the outbox %s: %s", self.outbox_path, error)
+            return None
+        return True
 
     def send_messages(self, email_messages: Sequence[Any]) -> int:
         """Send each message; return how many at least one recipient accepted."""
@@ -219,12 +256,15 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
             return 0
         with self._lock:
             new_connection = self.open()
-            if self.client is None or new_connection is None:
+            if new_connection is None or (self.client or self.outbox) is None:
                 return 0
             sent = 0
             try:
                 for message in email_messages:
-                    sent += self._send(self.client, message)
+                    if self.outbox is not None:
+                        sent += self._store(self.outbox, message)
+                    elif self.client is not None:
+                        sent += self._send(self.client, message)
             finally:
                 if new_connection:
                     self.close()
@@ -251,3 +291,34 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         for recipient, refusal in result.rejected.items():
             logger.warning("message %r refused for <%s>: %s", message.subject, recipient, refusal)
         return True
+
+    def _store(self, outbox: Outbox, message: Any) -> bool:
+        recipients = [_address(r) for r in message.recipients()]
+        if not recipients:
+            return False
+        # A Message-ID the caller set is the key; Django makes a new one on every build.
+        headers = getattr(message, "extra_headers", None) or {}
+        key = next((str(v) for k, v in headers.items() if k.lower() == "message-id"), None)
+        try:
+            self._loop.run(
+                outbox.put(
+                    _content(message),
+                    sender=_address(message.from_email),
+                    recipients=recipients,
+                    key=key.strip() if key else None,
+                )
+            )
+        except (smtpx.SMTPError, StorageError) as error:
+            if not self.fail_silently:
+                raise
+            logger.warning("message %r not stored in the outbox: %s", message.subject, error)
+            return False
+        return True
+
+
+async def _open(path: str) -> Outbox:
+    return Outbox(path)
+
+
+async def _close(outbox: Outbox) -> None:
+    outbox.close()
