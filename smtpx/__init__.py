@@ -5,7 +5,6 @@ The public API is re-exported here; see ``smtpx.errors`` for the exception tree.
 
 import logging
 
-from smtpx._auth import Credentials
 from smtpx._classify import classify, error_class, severity
 from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
 from smtpx._commands import Command
@@ -15,6 +14,7 @@ from smtpx._explain import explain
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reasons import Reason
 from smtpx._reply import Reply
+from smtpx._secret import Credentials
 from smtpx._table import TABLE, Row, is_expected
 from smtpx._tls import TLSMode, default_context
 from smtpx.client import Client, send
