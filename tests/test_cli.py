@@ -523,3 +523,52 @@ def test_a_subject_with_a_line_break_is_a_usage_error(
     assert result.exit_code == 2, both(result)
     assert "--subject" in result.output and "Traceback" not in result.output
     assert server.messages == []
+
+
+# -- each thing once -------------------------------------------------------------------------
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.casefold()).split())
+
+
+@pytest.mark.parametrize("echo", ["code", "enhanced", "other"])
+def test_a_failure_line_says_each_meaning_once(echo: str) -> None:
+    from smtpx._enhanced import REGISTRY
+    from smtpx.cli._common import explain_error
+
+    checked = 0
+    for entry in REGISTRY.values():
+        for code in (c for c in entry.basic_codes if c >= 400):
+            enhanced = f"{code // 100}.{entry.subject}.{entry.detail}"
+            meaning, title = smtpx.describe(code), entry.title
+            text = {"code": meaning, "enhanced": title, "other": "Go away"}[echo]
+            error = smtpx.classify(
+                smtpx.Command.MAIL, smtpx.Reply.build(code, f"{enhanced} {text}")
+            )
+            assert isinstance(error, smtpx.SMTPError)
+            line = _words(explain_error(error))
+            for phrase in {_words(meaning), _words(title)}:
+                assert phrase in line, (explain_error(error), phrase)
+                inside_another = any(
+                    phrase in other and phrase != other
+                    for other in (_words(meaning), _words(title), _words(text))
+                )
+                if not inside_another:
+                    assert line.count(phrase) == 1, explain_error(error)
+            checked += 1
+    assert checked > 100
+
+
+def test_a_wrong_password_is_said_once(server: ScriptedServer) -> None:
+    result = send(
+        server,
+        "--to",
+        "alice@example.com",
+        "--user",
+        "app",
+        "--allow-plaintext-auth",
+        env={"SMTPX_PASSWORD": "wrong"},
+    )
+    assert result.exit_code == 6
+    assert _words(result.stdout).count("authentication credentials invalid") == 1, result.stdout

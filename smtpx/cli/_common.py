@@ -87,11 +87,21 @@ def explain_error(error: e.SMTPError) -> str:
     if reply is None:
         reason = error.summary + (f": {error.detail}" if error.detail else "")
         return f"{head}: {reason}"
-    meanings = [describe(reply.code)]
-    if reply.enhanced is not None:
-        meanings.append(reply.enhanced.title)
-    said = f"; server said {reply.message!r}" if reply.message else ""
-    return f"{head}: {'; '.join(meanings)}{said}"
+    # each thing once: a meaning the server's words (or the other code) already say is left out
+    said = {_words(reply.message)}
+    meanings: list[str] = []
+    for meaning in (describe(reply.code), reply.enhanced.title if reply.enhanced else None):
+        if meaning is not None and _words(meaning) not in said:
+            said.add(_words(meaning))
+            meanings.append(meaning)
+    if reply.message:
+        meanings.append(f"server said {reply.message!r}")
+    return f"{head}: {'; '.join(meanings)}" if meanings else head
+
+
+def _words(text: str) -> str:
+    """``text`` compared as words: case, punctuation and spacing aside."""
+    return " ".join("".join(c if c.isalnum() else " " for c in text.casefold()).split())
 
 
 _HINTS: tuple[tuple[type[e.SMTPError], str], ...] = (
