@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import errno
 import re
 import signal
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 import click
 
-from smtpx.cli._common import echo, password_for
+from smtpx.cli._common import echo, host_port, password_for
 from smtpx.testing import COMMANDS, ReceivedMessage, Rule, ScriptedServer
 
 # "550", "550/5.1.1" or "550 5.1.1"
@@ -53,13 +54,24 @@ def _command(name: str, allowed: Sequence[str]) -> str:
     return command
 
 
-def parse_fail(value: str) -> Failure:
-    """``CMD:CODE[:PATTERN]``."""
+# commands a client sends only when the server offers them, and the flag that does
+_OFFERED_BY = {"STARTTLS": "--tls", "BDAT": "--chunking"}
+
+
+def parse_fail(value: str, offered: Sequence[str] = ()) -> Failure:
+    """``CMD:CODE[:PATTERN]``; STARTTLS and BDAT only when in *offered* (a client never
+    sends them to a server that does not offer them, so the rule could never apply)."""
     parts = value.split(":", 2)
     if len(parts) < 2:
         raise click.BadParameter(f"{value!r} is not CMD:CODE[:PATTERN]", param_hint="--fail")
     pattern = parts[2] if len(parts) == 3 and parts[2] else None
-    return Failure(_command(parts[0], sorted(COMMANDS)), _reply_for(parts[1]), pattern)
+    command = _command(parts[0], sorted(COMMANDS))
+    if command in _OFFERED_BY and command not in offered:
+        raise click.BadParameter(
+            f"{value!r}: this server does not offer {command}; add {_OFFERED_BY[command]}",
+            param_hint="--fail",
+        )
+    return Failure(command, _reply_for(parts[1]), pattern)
 
 
 def parse_fail_every(value: str) -> Failure:
@@ -145,8 +157,30 @@ class DevServer(ScriptedServer):
             echo(f"  stored {path}", dim=True)
 
 
+class CannotListen(click.ClickException):
+    """The address or port cannot be listened on: exit status 1, with the reason."""
+
+    exit_code = 1
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> CannotListen:
+    where = host_port(host, port)
+    if exc.errno == errno.EADDRINUSE:
+        why = "the port is in use; choose another with --port (0 picks a free one)"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need root); choose another with --port"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "the address is not one of this machine's; see --host"
+    else:
+        why = exc.strerror or str(exc)
+    return CannotListen(f"cannot listen on {where}: {why}")
+
+
 async def _run(server: DevServer) -> None:
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        raise _cannot_listen(server.host, server.bind_port, exc) from exc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -156,7 +190,8 @@ async def _run(server: DevServer) -> None:
     if server.credentials:
         (user,) = server.credentials
         auth = f" --user {user} --allow-plaintext-auth"
-    echo(f"smtpx serve: listening on {server.host}:{server.port}; Ctrl-C to stop", bold=True)
+    where = host_port(server.host, server.port)
+    echo(f"smtpx serve: listening on {where}; Ctrl-C to stop", bold=True)
     echo(
         f"  try: smtpx send --host {server.host} --port {server.port} --tls none{auth} "
         "--from me@example.com --to you@example.com",
@@ -169,7 +204,14 @@ async def _run(server: DevServer) -> None:
         echo("smtpx serve: stopped")
 
 
-@click.command()
+SERVE_EXIT_HELP = """\b
+Exit codes:
+  0  stopped by Ctrl-C or SIGTERM
+  1  cannot listen on --host/--port (in use, not this machine's address, no permission)
+  2  usage error (bad option, a --fail for a command not offered)"""
+
+
+@click.command(epilog=SERVE_EXIT_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -203,6 +245,7 @@ async def _run(server: DevServer) -> None:
     help="Offer AUTH and accept USER (password from $SMTPX_PASSWORD or a prompt).",
 )
 @click.option("--size-limit", type=click.IntRange(min=1), help="Advertise and enforce SIZE.")
+@click.option("--chunking", is_flag=True, help="Advertise CHUNKING and accept BDAT.")
 def serve(
     host: str,
     port: int,
@@ -211,6 +254,7 @@ def serve(
     store: Path | None,
     user: str | None,
     size_limit: int | None,
+    chunking: bool,
 ) -> None:
     """Run a local SMTP server for development: plain SMTP (no TLS), accepts every
     message and prints it (or stores it), unless told to fail.  Runs until Ctrl-C.
@@ -222,7 +266,8 @@ def serve(
       smtpx serve --fail-every 3:RCPT:452/4.2.2     every 3rd message: mailbox full
       smtpx serve --fail AUTH:535 --user app        authentication always fails
     """
-    failures = [parse_fail(f) for f in fails] + [parse_fail_every(f) for f in every]
+    offered = ["BDAT"] if chunking else []
+    failures = [parse_fail(f, offered) for f in fails] + [parse_fail_every(f) for f in every]
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
     credentials = {user: password_for(user)} if user is not None else None
@@ -233,10 +278,9 @@ def serve(
         store=store,
         credentials=credentials,
         size_limit=size_limit,
+        chunking=chunking,
     )
     try:
         asyncio.run(_run(server))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     except KeyboardInterrupt:  # pragma: no cover - where signal handlers are unavailable
         echo("smtpx serve: stopped")
