@@ -784,3 +784,89 @@ def test_tls_mode_mismatch_advice_names_the_flag(server: ScriptedServer) -> None
     assert result.exit_code == 6, both(result)
     assert "TLSModeMismatch" in result.stdout
     assert "use --tls starttls" in result.stdout and "TLSMode." not in result.stdout
+
+
+# -- serve with TLS --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--tls", "--implicit-tls"])
+def test_serve_tls_with_a_throwaway_ca_printed_for_ca_file(flag: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smtpx", "serve", "--port", "0", flag],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", lines[0])[1])  # type: ignore[index]
+        ca_match = re.search(r"pass --ca-file (\S+)", lines[1])
+        assert ca_match, lines
+        ca_file = Path(ca_match[1])
+        assert ca_file.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+        mode = "implicit" if flag == "--implicit-tls" else "starttls"
+        assert (f"--tls implicit --ca-file {ca_file}" in lines[2]) == (mode == "implicit")
+        assert "--tls none" not in lines[2]
+        # the printed command line works as printed
+        result = run(
+            "send", "--host", "127.0.0.1", "--port", str(port), "--tls", mode,
+            "--ca-file", str(ca_file), *LOCAL, "--from", "a@example.com", "--to", "b@example.com",
+        )  # fmt: skip
+        assert result.exit_code == 0, both(result)
+        probe = run("probe", f"127.0.0.1:{port}", "--tls", mode, "--ca-file", str(ca_file))
+        assert "TLS:          TLSv1." in probe.stdout, probe.stdout
+        # without the CA, the certificate does not verify
+        assert run("probe", f"127.0.0.1:{port}", "--tls", mode).exit_code == 6
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, output
+    assert "#1 from <a@example.com>" in output
+    assert not ca_file.exists()  # the throwaway CA goes with the server
+
+
+def test_serve_tls_and_implicit_tls_are_exclusive() -> None:
+    result = run("serve", "--port", "0", "--tls", "--implicit-tls")
+    assert result.exit_code == 2
+    assert "not both" in result.stderr
+
+
+def test_serve_tls_can_fail_starttls(tmp_path: Path) -> None:
+    from smtpx.cli._serve import throwaway_tls
+
+    context, ca_file = throwaway_tls("127.0.0.1", tmp_path)
+    dev = DevServer(
+        host="127.0.0.1",
+        port=0,
+        failures=[parse_fail("STARTTLS:454/4.7.0", ["STARTTLS"])],
+        store=None,
+        tls_context=context,
+        ca_file=ca_file,
+    )
+    with serve_in_thread(dev) as srv:
+        result = run("probe", f"{srv.host}:{srv.port}", "--ca-file", str(ca_file), *LOCAL)
+    assert result.exit_code == 6, both(result)
+    assert "TLSUnavailable 454 4.7.0" in result.stdout
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_the_throwaway_certificate_names_the_address_clients_use(
+    host: str, tmp_path: Path
+) -> None:
+    from smtpx.cli._serve import throwaway_tls
+
+    context, ca_file = throwaway_tls(host, tmp_path)
+    dev = DevServer(host=host, port=0, failures=[], store=None, tls_context=context)
+    with (
+        serve_in_thread(dev) as srv,
+        smtpx.SyncClient(
+            host,
+            srv.port,
+            tls_context=smtpx.default_context(cafile=str(ca_file)),
+            local_hostname="client.test",
+        ) as client,
+    ):
+        client.send("From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\n\r\nx")
+        assert client.encrypted
+    assert len(srv.messages) == 1

@@ -338,11 +338,14 @@ class _ScriptedSMTP(SMTP):
 
 
 class ScriptedServer:
-    """An SMTP server on 127.0.0.1 whose replies tests can script.
+    """An SMTP server (on 127.0.0.1 by default) whose replies tests can script.
 
     Use as ``async with ScriptedServer(...) as server:`` (or :meth:`start` /
     :meth:`stop`); then connect to ``server.host``, ``server.port``.
 
+    :param host: the address to listen on (``"::1"`` for IPv6).
+    :param port: the port to listen on; 0 (the default) picks a free one, which
+        :attr:`port` holds once started.
     :param hostname: name in the greeting and EHLO reply.
     :param tls_context: server-side context; enables STARTTLS (advertised in EHLO).
     :param implicit_tls: the whole listener speaks TLS (like port 465); needs
@@ -363,6 +366,8 @@ class ScriptedServer:
     def __init__(
         self,
         *,
+        host: str = "127.0.0.1",
+        port: int = 0,
         hostname: str = "localhost",
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
@@ -376,6 +381,8 @@ class ScriptedServer:
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
         self.hostname = hostname
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
@@ -386,8 +393,8 @@ class ScriptedServer:
         self.eightbitmime = eightbitmime
         self.pipelining = pipelining
         self.chunking = chunking
-        self.host = "127.0.0.1"
-        self.port = 0
+        self.host = host
+        self.port = port
         self.messages: list[ReceivedMessage] = []
         """Messages accepted at DATA_END or BDAT, in order."""
         self.transcript: list[bytes] = []
@@ -483,14 +490,14 @@ class ScriptedServer:
         )
 
     async def start(self) -> None:
-        """Start listening on 127.0.0.1 and a free port (then see :attr:`port`)."""
+        """Start listening on :attr:`host` and :attr:`port` (0: a free one, then set here)."""
         if self._server is not None:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._make_protocol,
             self.host,
-            0,
+            self.port,
             ssl=self.tls_context if self.implicit_tls else None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
