@@ -14,8 +14,8 @@ from typing import Any, AnyStr, Final, NoReturn, Self
 import attrs
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-# aiosmtpd logs to "mail.log" (e.g. a deprecation notice on every AUTH); keep it out of
-# the user's terminal unless their logging configuration asks for it.
+# aiosmtpd logs to "mail.log" (e.g. a client's unrecognised command); keep it out of the
+# user's terminal unless their logging configuration asks for it.
 logging.getLogger("mail.log").addHandler(logging.NullHandler())
 
 __all__ = ["COMMANDS", "ReceivedMessage", "Rule", "ScriptedServer"]
@@ -180,8 +180,25 @@ class _Handler:
         return AuthResult(success=False, handled=False)
 
 
+class _Session(Session):
+    """aiosmtpd's session without its deprecated ``login_data``, which aiosmtpd itself sets
+    on every successful AUTH, logging a deprecation warning on "mail.log" each time (into
+    the logs of every test that logs in). ``auth_data`` holds the same login."""
+
+    @property
+    def login_data(self) -> Any:
+        return getattr(self.auth_data, "login", None)
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        pass  # aiosmtpd's copy of auth_data's login; nothing reads it here
+
+
 class _ScriptedSMTP(SMTP):
     """One connection: aiosmtpd's protocol with every command routed through the rules."""
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
 
     def __init__(self, scripted: ScriptedServer, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, loop=asyncio.get_running_loop(), **kwargs)
