@@ -39,6 +39,8 @@ def test_django_example() -> None:
     assert "sent: 1\n" in out
     assert "sent, with bob refused: 1\n" in out
     assert "raised: AllRecipientsRejected" in out
+    assert "smtplib's view: {'dave@example.com': (550, b'5.7.1 Relaying denied')}" in out
+    assert "raised: AuthRequired 530 auth_required" in out
 
 
 def test_fastapi_example() -> None:
