@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from realservers import real_servers_required
+from redisserver import answers_ping, redis_binary, start_redis, stop
 
 if os.environ.get("CI", "").lower() != "true":  # in CI a missing extra is an error
     pytest.importorskip("arq", reason="the arq task needs the arq extra")
@@ -45,86 +41,13 @@ DELAY = 0.2  # the injected backoff: the first retry waits exactly this long
 GREYLISTED = "450 4.2.0 Greylisted, try again later"
 
 
-# -- a throwaway Redis -------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _answers_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _start_redis(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    for _ in range(5):  # another process may grab the free port first: pick another
-        port = _free_port()
-        log = workdir / f"redis-{port}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 5
-        while process.poll() is None and time.monotonic() < deadline:
-            if _answers_ping(port):
-                return process, port
-            time.sleep(0.02)
-        _stop(process)
-    raise RuntimeError(f"redis-server did not start; its log:\n{log.read_text()}")
-
-
-def _redis_binary() -> str:
-    """The redis-server path; skip (fail, in CI) when it is not installed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed (Debian: apt-get install redis-server)"
-        if real_servers_required():
-            pytest.fail(message + " [CI=true or SMTPX_REQUIRE_REAL_SERVERS=1: not skipping]")
-        pytest.skip(message)
-    return binary
-
-
 @pytest.fixture(scope="session")
 def redis_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSettings]:
-    process, port = _start_redis(_redis_binary(), tmp_path_factory.mktemp("redis"))
+    process, port = start_redis(redis_binary(), tmp_path_factory.mktemp("redis"))
     try:
         yield RedisSettings(host="127.0.0.1", port=port)
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture
@@ -314,7 +237,7 @@ async def test_enqueue_mail_sends_bcc_without_the_header(
 
 
 def test_redis_is_stopped_by_pid(tmp_path: Path) -> None:
-    process, port = _start_redis(_redis_binary(), tmp_path)
-    _stop(process)
+    process, port = start_redis(redis_binary(), tmp_path)
+    stop(process)
     assert process.returncode is not None
-    assert not _answers_ping(port)
+    assert not answers_ping(port)
