@@ -8,6 +8,7 @@ settings below go in ``settings.py``.
 from __future__ import annotations
 
 import logging
+import smtplib
 
 import django  # type: ignore[import-untyped]
 from django.conf import settings  # type: ignore[import-untyped]
@@ -47,12 +48,24 @@ def main() -> None:
         sent = send_mail("Your order", "It has shipped.", None, ["carol@x.com", "bob@x.com"])
         print("sent, with bob refused:", sent)
 
-        # Nobody accepted: the typed error, with each recipient's own refusal.
+        # Nobody accepted: the typed error, with each recipient's own refusal. It is also
+        # what Django's own SMTP backend raises, so existing `except smtplib...` code works.
         server.on("RCPT", reply="550 5.7.1 Relaying denied")
         try:
             send_mail("Your order", "It has shipped.", None, ["dave@example.com"])
-        except smtpx.AllRecipientsRejected as error:
+        except smtplib.SMTPRecipientsRefused as error:
+            assert isinstance(error, smtpx.PermanentError)
             print("raised:", type(error).__name__, dict(error.rejected))
+            print("  smtplib's view:", error.recipients)
+
+        # A server that wants a login: smtpx.AuthRequired, and (as the reply to MAIL FROM)
+        # smtplib.SMTPSenderRefused, with smtplib's smtp_code and smtpx's reason.
+        server.on("MAIL", reply="530 5.7.0 Authentication required")
+        try:
+            send_mail("Your order", "It has shipped.", None, ["erin@example.com"])
+        except smtplib.SMTPSenderRefused as error:
+            assert isinstance(error, smtpx.AuthRequired)
+            print("raised:", type(error).__name__, error.smtp_code, error.reason.value)
 
 
 if __name__ == "__main__":

@@ -187,10 +187,25 @@ class SMTPError(Exception):
         if reply.message:
             sentence += f": server said {reply.message!r}"
         command_name = self.command.name if self.command is not None else None
-        meanings = [f"{reply.code} means {describe(reply.code, command_name)}"]
+
+        # Each meaning is said once: one the server's own words already say is left out,
+        # and codes that mean the same share it ("535 5.7.8 means ...").
+        def words(text: str) -> str:
+            return " ".join("".join(c if c.isalnum() else " " for c in text.casefold()).split())
+
+        explained = [(str(reply.code), describe(reply.code, command_name))]
         if reply.enhanced is not None:
-            meanings.append(f"{reply.enhanced} means {reply.enhanced.title.lower()}")
-        sentence += " (" + "; ".join(meanings) + ")"
+            explained.append((str(reply.enhanced), reply.enhanced.title.lower()))
+        server_said = words(reply.message)
+        labels: dict[str, list[str]] = {}  # meaning -> the codes that mean it, in order
+        meanings: dict[str, str] = {}
+        for label, meaning in explained:
+            if words(meaning) != server_said:
+                labels.setdefault(words(meaning), []).append(label)
+                meanings.setdefault(words(meaning), meaning)
+        if labels:
+            said = [f"{' '.join(codes)} means {meanings[key]}" for key, codes in labels.items()]
+            sentence += " (" + "; ".join(said) + ")"
         if self.unexpected:
             sentence += f"; {reply.code} is not a reply the command table lists for this command"
         if self.detail:

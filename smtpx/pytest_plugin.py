@@ -26,6 +26,11 @@ Three lines per failure mode::
 Assertions (also importable from :mod:`smtpx.testing`): :func:`assert_sent`,
 :func:`assert_not_sent`.
 
+The servers run on their own loop in a background thread, so the fixtures serve
+synchronous tests and async ones alike, whichever plugin runs the latter:
+pytest-asyncio (in the ``testing`` extra; ``@pytest.mark.asyncio`` or
+``asyncio_mode = auto``) or anyio's (``@pytest.mark.anyio``, on asyncio or trio).
+
 pytest loads this module for everyone who installs smtpx, so it imports aiosmtpd (the
 ``testing`` extra) only when a fixture or assertion is used: without it, your test
 session still starts and only the tests that use these fixtures fail, saying why.

@@ -349,3 +349,67 @@ def test_errors_survive_pickling() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error)
     assert copy.reply == error.reply and copy.recipient == "a@b.c" and str(copy) == str(error)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.casefold()).split())
+
+
+def _said_each_once(
+    sentence: str, meanings: list[str], server_text: str
+) -> tuple[list[str], list[str]]:
+    """(meanings missing from the sentence, meanings it says more than once)."""
+    said = _words(sentence)
+    missing = [m for m in meanings if _words(m) not in said]
+    # a meaning inside another one (or inside what the server said) is counted with it
+    others = [*dict.fromkeys(_words(m) for m in meanings), _words(server_text)]
+    separate = {
+        _words(m) for m in meanings if not any(_words(m) in o for o in others if o != _words(m))
+    }
+    repeated = [m for m in separate if said.count(m) > 1]
+    return missing, repeated
+
+
+def _pairs() -> list[tuple[int, str]]:
+    """Every registered enhanced code with each basic code it is paired with."""
+    from smtpx._enhanced import REGISTRY
+
+    pairs = []
+    for entry in REGISTRY.values():
+        for code in entry.basic_codes:
+            if code >= 400:
+                pairs.append((code, f"{code // 100}.{entry.subject}.{entry.detail}"))
+    return pairs
+
+
+@pytest.mark.parametrize("echo", ["code", "enhanced", "other"])
+def test_an_error_says_each_meaning_once(echo: str) -> None:
+    # The server's text may be the code's meaning or the enhanced code's title word for
+    # word ("535 5.7.8 Authentication credentials invalid"), and the two may be the same.
+    checked = 0
+    for code, enhanced in _pairs():
+        for command in Command:
+            status = smtpx.EnhancedStatus.parse(enhanced)
+            assert status is not None
+            meaning, title = smtpx.describe(code, command.name), status.title
+            text = {"code": meaning, "enhanced": title, "other": "Go away"}[echo]
+            error = classify(command, Reply.build(code, f"{enhanced} {text}"))
+            if not isinstance(error, smtpx.SMTPError):
+                continue
+            missing, repeated = _said_each_once(str(error), [meaning, title], text)
+            assert not missing and not repeated, (str(error), missing, repeated)
+            assert f"{code} {enhanced}" in str(error) and text in str(error)
+            checked += 1
+    assert checked > 1000
+
+
+def test_auth_failure_from_aiosmtpd_reads_once() -> None:
+    error = classify(Command.AUTH, Reply.build(535, "5.7.8 Authentication credentials invalid"))
+    assert str(error) == (
+        "AUTH failed with 535 5.7.8: server said 'Authentication credentials invalid'"
+    )
+    other = classify(Command.AUTH, Reply.build(535, "5.7.8 Wrong password"))
+    assert str(other) == (
+        "AUTH failed with 535 5.7.8: server said 'Wrong password' "
+        "(535 5.7.8 means authentication credentials invalid)"
+    )

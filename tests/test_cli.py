@@ -178,7 +178,10 @@ def test_send_starttls_required_by_default(server: ScriptedServer) -> None:
     )
     assert result.exit_code == 6
     assert "TLSNotOffered" in result.stdout
-    assert "--tls implicit (port 465), or --tls opportunistic or none" in result.stdout
+    # the library's advice, put as the CLI flags, and said once
+    assert "use --tls implicit for port 465, or choose --tls opportunistic" in result.stdout
+    assert "TLSMode" not in result.stdout
+    assert result.stdout.count("--tls implicit") == 1
 
 
 def test_send_password_from_environment_never_printed(server: ScriptedServer) -> None:
@@ -194,7 +197,10 @@ def test_send_password_from_environment_never_printed(server: ScriptedServer) ->
         assert wrong not in output
 
 
-def test_send_password_from_a_hidden_prompt(server: ScriptedServer) -> None:
+def test_send_password_from_a_hidden_prompt(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("smtpx.cli._common._interactive", lambda: True)  # as on a terminal
     args = ("--to", "alice@example.com", "--user", "app", "--allow-plaintext-auth")
     result = send(server, *args, env={"SMTPX_PASSWORD": None}, input=PASSWORD + "\n")
     assert result.exit_code == 0, both(result)
@@ -523,3 +529,344 @@ def test_a_subject_with_a_line_break_is_a_usage_error(
     assert result.exit_code == 2, both(result)
     assert "--subject" in result.output and "Traceback" not in result.output
     assert server.messages == []
+
+
+# -- each thing once -------------------------------------------------------------------------
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.casefold()).split())
+
+
+@pytest.mark.parametrize("echo", ["code", "enhanced", "other"])
+def test_a_failure_line_says_each_meaning_once(echo: str) -> None:
+    from smtpx._enhanced import REGISTRY
+    from smtpx.cli._common import explain_error
+
+    checked = 0
+    for entry in REGISTRY.values():
+        for code in (c for c in entry.basic_codes if c >= 400):
+            enhanced = f"{code // 100}.{entry.subject}.{entry.detail}"
+            meaning, title = smtpx.describe(code), entry.title
+            text = {"code": meaning, "enhanced": title, "other": "Go away"}[echo]
+            error = smtpx.classify(
+                smtpx.Command.MAIL, smtpx.Reply.build(code, f"{enhanced} {text}")
+            )
+            assert isinstance(error, smtpx.SMTPError)
+            line = _words(explain_error(error))
+            for phrase in {_words(meaning), _words(title)}:
+                assert phrase in line, (explain_error(error), phrase)
+                inside_another = any(
+                    phrase in other and phrase != other
+                    for other in (_words(meaning), _words(title), _words(text))
+                )
+                if not inside_another:
+                    assert line.count(phrase) == 1, explain_error(error)
+            checked += 1
+    assert checked > 100
+
+
+def test_a_wrong_password_is_said_once(server: ScriptedServer) -> None:
+    result = send(
+        server,
+        "--to",
+        "alice@example.com",
+        "--user",
+        "app",
+        "--allow-plaintext-auth",
+        env={"SMTPX_PASSWORD": "wrong"},
+    )
+    assert result.exit_code == 6
+    assert _words(result.stdout).count("authentication credentials invalid") == 1, result.stdout
+
+
+# -- rough edges -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (("a@example.com",), ("a@example.com",)),
+        (("a@example.com,b@example.com",), ("a@example.com", "b@example.com")),
+        (("a@example.com, b@example.com,",), ("a@example.com", "b@example.com")),
+        (
+            ("a@example.com", "b@example.com,c@example.com"),
+            ("a@example.com", "b@example.com", "c@example.com"),
+        ),
+        (('"a,b"@example.com,c@example.com',), ('"a,b"@example.com', "c@example.com")),
+        (("Al <a@example.com>, b@example.com",), ("Al <a@example.com>", "b@example.com")),
+        ((",",), ()),
+    ],
+)
+def test_to_splits_at_commas_outside_quotes(
+    values: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    from smtpx.cli._send import split_recipients
+
+    assert split_recipients(values) == expected
+
+
+def test_to_with_commas_sends_to_each(server: ScriptedServer) -> None:
+    result = send(server, "--to", "alice@example.com,bob@example.com", "--to", "carol@example.com")
+    assert result.exit_code == 0, both(result)
+    [message] = server.messages
+    assert message.rcpt_tos == ("alice@example.com", "bob@example.com", "carol@example.com")
+    assert result.stdout.count("accepted") == 3
+
+
+def test_probe_prints_what_it_learned_before_starttls_fails(server: ScriptedServer) -> None:
+    result = run("probe", f"{server.host}:{server.port}", *LOCAL)  # default: STARTTLS
+    assert result.exit_code == 6
+    out = result.stdout
+    for label in ("greeting:     220", "capabilities: ", "TLS:          none", "AUTH:         "):
+        assert label in out, out
+    assert out.index("capabilities:") < out.index("failed: TLSNotOffered")
+    assert out.count("greeting:") == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "shown"),
+    [
+        ("127.0.0.1", 25, "127.0.0.1:25"),
+        ("::1", 8025, "[::1]:8025"),
+        ("mx.example", 1, "mx.example:1"),
+    ],
+)
+def test_addresses_are_shown_as_in_a_url(host: str, port: int, shown: str) -> None:
+    from smtpx.cli._common import host_port
+    from smtpx.cli._probe import parse_target
+
+    assert host_port(host, port) == shown
+    assert parse_target(shown) == (host, port)  # what is shown can be typed back
+
+
+def test_probe_and_serve_show_ipv6_in_brackets() -> None:
+    dev = DevServer(host="::1", port=0, failures=[], store=None)
+    with serve_in_thread(dev) as srv:
+        result = run("probe", f"[::1]:{srv.port}", "--tls", "none", *LOCAL)
+    assert result.exit_code == 0, both(result)
+    assert f"probing [::1]:{srv.port} (tls=none)" in result.stdout
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smtpx", "serve", "--host", "::1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert re.search(r"listening on \[::1\]:\d+;", first), first
+
+
+def _smtpx(
+    *args: str, stdin: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if k != "SMTPX_PASSWORD"}
+    return subprocess.run(
+        [sys.executable, "-m", "smtpx", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**environment, **(env or {})},
+        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+    )
+
+
+def test_user_without_a_terminal_reads_standard_input_without_warnings(
+    server: ScriptedServer,
+) -> None:
+    base = ("send", "--host", server.host, "--port", str(server.port), "--tls", "none", *LOCAL)
+    args = (*base, "--from", "app@example.com", "--to", "alice@example.com", "--user", "app")
+    done = _smtpx(*args, "--allow-plaintext-auth", stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Warning" not in done.stderr and "echo" not in done.stderr, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    assert len(server.messages) == 1
+    empty = _smtpx(*args, "--allow-plaintext-auth", stdin="")
+    assert empty.returncode == 2
+    assert "Warning" not in empty.stderr
+    assert empty.stderr.count("no password for app") == 1, empty.stderr
+    assert server.connections == 1  # asked before connecting
+
+
+def test_serve_on_a_port_in_use_exits_1_saying_why() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
+    assert "--port" in result.stderr and "Traceback" not in both(result)
+    elsewhere = run("serve", "--host", "192.0.2.1", "--port", "0")  # TEST-NET-1: not ours
+    assert elsewhere.exit_code == 1
+    assert (
+        "cannot listen on 192.0.2.1:0: the address is not one of this machine's"
+        in elsewhere.stderr
+    )
+
+
+@pytest.mark.parametrize(("command", "flag"), [("STARTTLS", "--tls"), ("BDAT", "--chunking")])
+def test_serve_fails_only_commands_it_offers(command: str, flag: str) -> None:
+    result = run("serve", "--port", "0", "--fail", f"{command}:454")
+    assert result.exit_code == 2
+    assert f"does not offer {command}; add {flag}" in result.stderr
+    assert parse_fail(f"{command}:454", [command]).command == command
+
+
+def test_serve_with_chunking_fails_bdat() -> None:
+    dev = DevServer(
+        host="127.0.0.1",
+        port=0,
+        failures=[parse_fail("BDAT:552/5.3.4", ["BDAT"])],
+        store=None,
+        chunking=True,
+    )
+    plain = smtpx.TLSMode.NONE
+    with (
+        serve_in_thread(dev) as srv,
+        smtpx.SyncClient(srv.host, srv.port, tls=plain, local_hostname="client.test") as client,
+        pytest.raises(smtpx.MessageTooLarge) as info,
+    ):
+        client.send("From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\n\r\nx")
+    assert info.value.command is smtpx.Command.BDAT
+
+
+def test_every_option_has_help() -> None:
+    import click
+
+    for name, command in cli.commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"smtpx {name} {param.opts[0]} has no help"
+    assert "Seconds to wait" in run("send", "--help").stdout
+    assert "Seconds to wait" in run("probe", "--help").stdout
+
+
+def test_library_advice_is_put_as_cli_flags() -> None:
+    # Every piece of Python-facing advice in smtpx's messages (string constants naming a
+    # TLSMode member or allow_plaintext_auth) reads as a flag once the CLI has put it.
+    import ast
+
+    from smtpx.cli._common import for_the_command_line
+
+    package = Path(smtpx.__file__).parent
+    texts = []
+    for path in package.rglob("*.py"):
+        if "cli" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and "\n" not in node.value  # messages, not docstrings
+                and re.search(r"TLSMode\.[A-Z]|allow_plaintext_auth=True", node.value)
+            ):
+                texts.append(node.value)
+    assert len(texts) >= 3
+    for text in texts:
+        put = for_the_command_line(text)
+        assert "TLSMode." not in put and "allow_plaintext_auth" not in put, (text, put)
+    for mode in smtpx.TLSMode:
+        assert for_the_command_line(f"use TLSMode.{mode.name}") == f"use --tls {mode.value}"
+
+
+def test_tls_mode_mismatch_advice_names_the_flag(server: ScriptedServer) -> None:
+    result = send(server, "--to", "alice@example.com", "--tls", "implicit")
+    assert result.exit_code == 6, both(result)
+    assert "TLSModeMismatch" in result.stdout
+    assert "use --tls starttls" in result.stdout and "TLSMode." not in result.stdout
+
+
+# -- serve with TLS --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--tls", "--implicit-tls"])
+def test_serve_tls_with_a_throwaway_ca_printed_for_ca_file(flag: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smtpx", "serve", "--port", "0", flag],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", lines[0])[1])  # type: ignore[index]
+        ca_match = re.search(r"pass --ca-file (\S+)", lines[1])
+        assert ca_match, lines
+        ca_file = Path(ca_match[1])
+        assert ca_file.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+        mode = "implicit" if flag == "--implicit-tls" else "starttls"
+        assert (f"--tls implicit --ca-file {ca_file}" in lines[2]) == (mode == "implicit")
+        assert "--tls none" not in lines[2]
+        # the printed command line works as printed
+        result = run(
+            "send", "--host", "127.0.0.1", "--port", str(port), "--tls", mode,
+            "--ca-file", str(ca_file), *LOCAL, "--from", "a@example.com", "--to", "b@example.com",
+        )  # fmt: skip
+        assert result.exit_code == 0, both(result)
+        probe = run("probe", f"127.0.0.1:{port}", "--tls", mode, "--ca-file", str(ca_file))
+        assert "TLS:          TLSv1." in probe.stdout, probe.stdout
+        # without the CA, the certificate does not verify
+        assert run("probe", f"127.0.0.1:{port}", "--tls", mode).exit_code == 6
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, output
+    assert "#1 from <a@example.com>" in output
+    assert not ca_file.exists()  # the throwaway CA goes with the server
+
+
+def test_serve_tls_and_implicit_tls_are_exclusive() -> None:
+    result = run("serve", "--port", "0", "--tls", "--implicit-tls")
+    assert result.exit_code == 2
+    assert "not both" in result.stderr
+
+
+def test_serve_tls_can_fail_starttls(tmp_path: Path) -> None:
+    from smtpx.cli._serve import throwaway_tls
+
+    context, ca_file = throwaway_tls("127.0.0.1", tmp_path)
+    dev = DevServer(
+        host="127.0.0.1",
+        port=0,
+        failures=[parse_fail("STARTTLS:454/4.7.0", ["STARTTLS"])],
+        store=None,
+        tls_context=context,
+        ca_file=ca_file,
+    )
+    with serve_in_thread(dev) as srv:
+        result = run("probe", f"{srv.host}:{srv.port}", "--ca-file", str(ca_file), *LOCAL)
+    assert result.exit_code == 6, both(result)
+    assert "TLSUnavailable 454 4.7.0" in result.stdout
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_the_throwaway_certificate_names_the_address_clients_use(
+    host: str, tmp_path: Path
+) -> None:
+    from smtpx.cli._serve import throwaway_tls
+
+    context, ca_file = throwaway_tls(host, tmp_path)
+    dev = DevServer(host=host, port=0, failures=[], store=None, tls_context=context)
+    with (
+        serve_in_thread(dev) as srv,
+        smtpx.SyncClient(
+            host,
+            srv.port,
+            tls_context=smtpx.default_context(cafile=str(ca_file)),
+            local_hostname="client.test",
+        ) as client,
+    ):
+        client.send("From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\n\r\nx")
+        assert client.encrypted
+    assert len(srv.messages) == 1

@@ -39,6 +39,16 @@ def test_django_example() -> None:
     assert "sent: 1\n" in out
     assert "sent, with bob refused: 1\n" in out
     assert "raised: AllRecipientsRejected" in out
+    assert "smtplib's view: {'dave@example.com': (550, b'5.7.1 Relaying denied')}" in out
+    assert "raised: AuthRequired 530 auth_required" in out
+
+
+def test_celery_example() -> None:
+    need("celery")
+    out = run("celery_task.py").splitlines()
+    assert out[:2] == ["attempts: 2", "accepted: alice@example.com, bob@example.com"]
+    assert out[2].startswith("rejected: carol@example.com: RCPT TO <carol@example.com> failed")
+    assert out[3] == "copies received: {'alice@example.com': 1, 'bob@example.com': 1}"
 
 
 def test_fastapi_example() -> None:

@@ -220,3 +220,128 @@ def test_factory_servers_are_independent(
         send(refusing)
     assert_sent(plain, count=1)
     assert_not_sent(refusing)
+
+
+# -- async tests, whatever runs their event loop -------------------------------------------
+
+ASYNC_SEND = """
+import pytest
+
+import smtpx
+
+MESSAGE = b"From: app@example.com\\r\\nTo: alice@example.com\\r\\nSubject: Welcome\\r\\n\\r\\nHi"
+
+
+async def send_through(server):
+    return await smtpx.send(
+        MESSAGE, host=server.host, port=server.port, tls=smtpx.TLSMode.NONE,
+        credentials=("user", "password"), allow_plaintext_auth=True, timeout=2,
+    )
+"""
+
+PYTEST_ASYNCIO_TESTS = (
+    ASYNC_SEND
+    + """
+
+@pytest.mark.asyncio
+async def test_marked(smtp_server):
+    result = await send_through(smtp_server)
+    assert result.accepted == ("alice@example.com",)
+
+
+@pytest.mark.asyncio
+async def test_marked_greylisted(smtp_server):
+    smtp_server.on("RCPT", reply="450 4.2.0 Greylisted, try again later")
+    with pytest.raises(smtpx.AllRecipientsDeferred):
+        await send_through(smtp_server)
+"""
+)
+
+AUTO_MODE_TESTS = (
+    ASYNC_SEND
+    + """
+
+async def test_unmarked(smtp_server):
+    result = await send_through(smtp_server)
+    assert result.accepted == ("alice@example.com",)
+"""
+)
+
+ANYIO_TESTS = (
+    ASYNC_SEND
+    + """
+import anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+@pytest.mark.anyio
+async def test_raw_greeting_on_any_backend(smtp_server):
+    smtp_server.on("CONNECT", reply="220 scripted.example ESMTP")
+    async with await anyio.connect_tcp(smtp_server.host, smtp_server.port) as stream:
+        greeting = await stream.receive()
+    assert greeting.startswith(b"220 scripted.example")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # smtpx.Client runs on asyncio
+async def test_smtpx_under_anyio(smtp_server, anyio_backend):
+    result = await send_through(smtp_server)
+    assert result.accepted == ("alice@example.com",)
+    assert len(smtp_server.messages) == 1
+"""
+)
+
+LOGIN_THEN_FAIL = (
+    ASYNC_SEND
+    + """
+
+@pytest.mark.asyncio
+async def test_logs_in_then_fails(smtp_server):
+    await send_through(smtp_server)
+    raise AssertionError("on purpose: pytest then shows the test's captured logs")
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "tests", "plugins"),
+    [
+        ("strict", PYTEST_ASYNCIO_TESTS, ("-p", "asyncio", "-p", "no:anyio")),
+        ("auto", AUTO_MODE_TESTS, ("-p", "asyncio", "-p", "no:anyio")),
+        ("strict", ANYIO_TESTS, ("-p", "anyio", "-p", "no:asyncio")),
+        ("strict", PYTEST_ASYNCIO_TESTS + ANYIO_TESTS, ("-p", "asyncio", "-p", "anyio")),
+    ],
+    ids=["pytest-asyncio", "pytest-asyncio-auto", "anyio", "both"],
+)
+def test_async_tests_with_either_plugin(
+    pytester: pytest.Pytester, mode: str, tests: str, plugins: tuple[str, ...]
+) -> None:
+    pytester.makeini(f"[pytest]\nasyncio_mode = {mode}\n")
+    pytester.makepyfile(test_async=tests)
+    result = pytester.runpytest(*QUIET, *PLUGIN, *plugins)
+    expected = {PYTEST_ASYNCIO_TESTS: 2, AUTO_MODE_TESTS: 1, ANYIO_TESTS: 3}.get(tests, 5)
+    result.assert_outcomes(passed=expected)
+
+
+def test_async_tests_without_a_plugin_say_which_to_install(pytester: pytest.Pytester) -> None:
+    # What docs/testing.md says happens when neither plugin runs the test.
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_async=AUTO_MODE_TESTS)
+    result = pytester.runpytest(*QUIET, *PLUGIN, "-p", "no:asyncio", "-p", "no:anyio")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+
+
+def test_no_aiosmtpd_deprecation_warning_in_a_users_logs(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = strict\nlog_level = DEBUG\n")
+    pytester.makepyfile(test_login=LOGIN_THEN_FAIL)
+    result = pytester.runpytest(*QUIET, *PLUGIN, "-p", "asyncio")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "Captured log call" in output  # the logs are shown ...
+    assert "AUTH" in output or "mail.log" in output
+    assert "deprecated" not in output and "login_data" not in output  # ... without it

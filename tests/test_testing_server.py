@@ -458,3 +458,44 @@ async def test_shutdown_with_hanging_connections_is_prompt(ca: LocalCA) -> None:
             assert await wire.reader.read() == b""
         await wire.close()
     await server.stop()  # idempotent
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_host_and_port_are_where_it_listens(host: str) -> None:
+    port = _free_port(host)
+    async with ScriptedServer(host=host, port=port) as server:
+        assert (server.host, server.port) == (host, port)
+        wire = await Wire.open(server)
+        assert (await wire.reply())[0].startswith(b"220 ")
+        await wire.close()
+
+
+async def test_port_set_before_start_is_honoured() -> None:
+    server = ScriptedServer()
+    server.port = port = _free_port()
+    async with server:
+        assert server.port == port
+        wire = await Wire.open(server)
+        assert (await wire.reply())[0].startswith(b"220 ")
+        await wire.close()
+
+
+async def test_port_zero_picks_a_free_one() -> None:
+    async with ScriptedServer() as first, ScriptedServer() as second:
+        assert first.port and second.port and first.port != second.port
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "25", 2.5, True])
+def test_a_bad_port_is_refused(port: object) -> None:
+    with pytest.raises(ValueError, match="port"):
+        ScriptedServer(port=port)  # type: ignore[arg-type]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import ssl
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,26 +88,70 @@ def explain_error(error: e.SMTPError) -> str:
     reply = error.reply
     if reply is None:
         reason = error.summary + (f": {error.detail}" if error.detail else "")
-        return f"{head}: {reason}"
-    meanings = [describe(reply.code)]
-    if reply.enhanced is not None:
-        meanings.append(reply.enhanced.title)
-    said = f"; server said {reply.message!r}" if reply.message else ""
-    return f"{head}: {'; '.join(meanings)}{said}"
+        return f"{head}: {for_the_command_line(reason)}"
+    # each thing once: a meaning the server's words (or the other code) already say is left out
+    said = {_words(reply.message)}
+    meanings: list[str] = []
+    for meaning in (describe(reply.code), reply.enhanced.title if reply.enhanced else None):
+        if meaning is not None and _words(meaning) not in said:
+            said.add(_words(meaning))
+            meanings.append(meaning)
+    if reply.message:
+        meanings.append(f"server said {reply.message!r}")
+    return f"{head}: {'; '.join(meanings)}" if meanings else head
 
 
-_HINTS: tuple[tuple[type[e.SMTPError], str], ...] = (
-    (e.TLSNotOffered, "use --tls implicit (port 465), or --tls opportunistic or none"),
-    (e.CertificateInvalid, "a private CA? pass its certificate with --ca-file"),
-    (e.PlaintextAuthRefused, "use TLS, or pass --allow-plaintext-auth (local servers only)"),
-    (e.AuthMechanismTooWeak, "smtpx implements PLAIN, LOGIN and CRAM-MD5 only"),
-    (e.AuthNotOffered, "drop --user: this server takes no logins (on this port?)"),
+def _words(text: str) -> str:
+    """``text`` compared as words: case, punctuation and spacing aside."""
+    return " ".join("".join(c if c.isalnum() else " " for c in text.casefold()).split())
+
+
+# (error class, the CLI flag the hint is about, the hint)
+_HINTS: tuple[tuple[type[e.SMTPError], str, str], ...] = (
+    (e.TLSNotOffered, "--tls", "use --tls implicit (port 465), or --tls opportunistic or none"),
+    (e.TLSModeMismatch, "--tls", "the port speaks the other TLS mode: see --tls"),
+    (e.CertificateInvalid, "--ca-file", "a private CA? pass its certificate with --ca-file"),
+    (
+        e.PlaintextAuthRefused,
+        "--allow-plaintext-auth",
+        "use TLS, or pass --allow-plaintext-auth (local servers only)",
+    ),
+    (e.AuthMechanismTooWeak, "", "smtpx implements PLAIN, LOGIN and CRAM-MD5 only"),
+    (e.AuthNotOffered, "--user", "drop --user: this server takes no logins (on this port?)"),
+)
+
+# The library's messages give Python-facing advice ("use TLSMode.IMPLICIT"); on the
+# command line the same advice names the flag.
+_PYTHON_TO_FLAGS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\btls=TLSMode\.([A-Z]+)|\bTLSMode\.([A-Z]+)"), "--tls {}"),
+    (re.compile(r"\ballow_plaintext_auth=True\b"), "--allow-plaintext-auth"),
 )
 
 
+def for_the_command_line(text: str) -> str:
+    """``text`` with Python options as CLI flags: ``TLSMode.IMPLICIT`` -> ``--tls implicit``."""
+    for pattern, flag in _PYTHON_TO_FLAGS:
+
+        def put(match: re.Match[str], flag: str = flag) -> str:
+            value = next((group for group in match.groups() if group), "")
+            return flag.format(value.lower())
+
+        text = pattern.sub(put, text)
+    return text
+
+
 def advice(error: e.SMTPError) -> str:
-    """What the failure means for the next try, and a hint for the command line."""
-    hint = next((f"; {text}" for kind, text in _HINTS if isinstance(error, kind)), "")
+    """What the failure means for the next try, and a hint for the command line (unless
+    the error's own words already name that flag)."""
+    said = explain_error(error)
+    hint = next(
+        (
+            f"; {text}"
+            for kind, flag, text in _HINTS
+            if isinstance(error, kind) and not (flag and flag in said)
+        ),
+        "",
+    )
     return _outlook(error) + hint
 
 
@@ -189,15 +235,36 @@ def client_options(
     return options
 
 
+def host_port(host: str, port: int) -> str:
+    """``127.0.0.1:8025``, ``[::1]:8025``: an IPv6 address in brackets, as in a URL."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def password_for(user: str) -> str:
-    """From $SMTPX_PASSWORD, else a hidden prompt on the terminal; never from argv."""
+    """From $SMTPX_PASSWORD; else a hidden prompt on a terminal; else the first line of
+    standard input (``... | smtpx send --user app``); never from argv.
+
+    Without a terminal nothing is prompted or echoed, so getpass's warning that the input
+    "may be echoed" would be false: standard input is read directly instead.
+    """
     password = os.environ.get("SMTPX_PASSWORD")
     if password:
         return password
-    try:
-        typed: str = click.prompt(f"Password for {user}", hide_input=True, err=True)
-    except click.Abort:
+    if _interactive():
+        try:
+            typed: str = click.prompt(f"Password for {user}", hide_input=True, err=True)
+        except click.Abort:
+            raise click.UsageError(f"no password typed for {user}") from None
+        return typed
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
         raise click.UsageError(
-            f"no password for {user}: set SMTPX_PASSWORD or run in a terminal"
-        ) from None
-    return typed
+            f"no password for {user}: set SMTPX_PASSWORD, pipe it on standard input, "
+            "or run in a terminal"
+        )
+    return line
+
+
+def _interactive() -> bool:
+    """Whether standard input is a terminal (where a hidden prompt works)."""
+    return sys.stdin is not None and sys.stdin.isatty()

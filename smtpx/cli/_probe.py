@@ -23,6 +23,7 @@ from smtpx.cli._common import (
     echo,
     exit_code,
     explain_error,
+    host_port,
     password_for,
     tls_context,
     tls_options,
@@ -109,6 +110,15 @@ def _print_tls(client: Client) -> None:
     echo(f"              valid until {cert.get('notAfter', '?')}")
 
 
+def _print_learned(client: Client) -> None:
+    echo()
+    echo(f"greeting:     {client.greeting}")
+    extensions = [f"{k.upper()} {v}".rstrip() for k, v in client.extensions.items()]
+    echo(f"capabilities: {', '.join(extensions) or '(none: HELO only)'}")
+    _print_tls(client)
+    echo(f"AUTH:         {' '.join(client.auth_mechanisms) or '(not offered)'}")
+
+
 async def _probe(
     host: str, port: int, mode: TLSMode, credentials: Credentials | None, options: dict[str, Any]
 ) -> Exit:
@@ -116,7 +126,8 @@ async def _probe(
     # further step itself, so that every reply is shown in order.
     plain = TLSMode.IMPLICIT if mode is TLSMode.IMPLICIT else TLSMode.NONE
     client = Client(host, port, tls=plain, transcript=True, **options)
-    echo(f"probing {host}:{client.port} (tls={mode.value})", bold=True)
+    echo(f"probing {host_port(host, client.port)} (tls={mode.value})", bold=True)
+    learned = False  # whether the summary of the session so far has been printed
     try:
         with _transcript():
             await client.connect()
@@ -125,18 +136,16 @@ async def _probe(
                     await client.starttls()
                 elif mode is TLSMode.STARTTLS:
                     raise e.TLSNotOffered(command=Command.STARTTLS)
-        echo()
-        echo(f"greeting:     {client.greeting}")
-        extensions = [f"{k.upper()} {v}".rstrip() for k, v in client.extensions.items()]
-        echo(f"capabilities: {', '.join(extensions) or '(none: HELO only)'}")
-        _print_tls(client)
-        echo(f"AUTH:         {' '.join(client.auth_mechanisms) or '(not offered)'}")
+        _print_learned(client)
+        learned = True
         if credentials is not None:
             echo()
             with _transcript():
                 result = await client.login(credentials)
             echo(f"authentication: {type(result).__name__} {result.reply}", fg="green")
     except e.SMTPError as error:
+        if not learned and client.greeting is not None:
+            _print_learned(client)  # what the server said before the failure
         echo()
         echo(f"failed: {explain_error(error)}", **tone(error))
         echo(f"  ({advice(error)})", dim=True)
@@ -151,7 +160,13 @@ async def _probe(
 @tls_options
 @click.option("--user", help="Also try AUTH as USER; password from $SMTPX_PASSWORD or a prompt.")
 @click.option("--allow-plaintext-auth", is_flag=True, help="Allow AUTH without TLS.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the connection and for each reply.",
+)
 @click.option("--local-hostname", metavar="NAME", help="Name to send in EHLO.")
 @click.pass_context
 def probe(

@@ -37,7 +37,13 @@ _SESSION_ERRORS = (e.AuthError, e.TLSError, e.PlaintextAuthRefused, e.ConnectErr
 @click.option("--host", required=True, help="The SMTP server.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Default: 587, 465 or 25 by --tls.")
 @click.option("--from", "sender", metavar="ADDRESS", help="Envelope sender (and From header).")
-@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="A recipient; repeatable.")
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    metavar="ADDRESS",
+    help="A recipient; repeatable, or several separated by commas (a@x,b@x).",
+)
 @click.option(
     "--to-file",
     type=click.File("r"),
@@ -67,7 +73,13 @@ _SESSION_ERRORS = (e.AuthError, e.TLSError, e.PlaintextAuthRefused, e.ConnectErr
     show_default=True,
     help="Seconds before the first retry; doubles each time.",
 )
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the connection and for each reply.",
+)
 @click.option("--local-hostname", metavar="NAME", help="Name to send in EHLO.")
 @click.pass_context
 def send(
@@ -95,6 +107,7 @@ def send(
     The password is never taken from the command line: set SMTPX_PASSWORD or type it
     at the prompt.
     """
+    to = split_recipients(to)
     if eml is not None and (subject is not None or body is not None):
         raise click.UsageError("--subject and --body do not apply to --eml")
     if to and to_file is not None:
@@ -125,6 +138,26 @@ def send(
     finally:
         client.quit()
     ctx.exit(code)
+
+
+def split_recipients(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Each ``--to`` value split at its commas, except inside quotes or angle brackets
+    (``"a,b"@example.com`` is one address); empty parts are dropped."""
+    recipients: list[str] = []
+    for value in values:
+        part, quoted, bracketed = "", False, False
+        for char in value:
+            if char == '"':
+                quoted = not quoted
+            elif char in "<>" and not quoted:
+                bracketed = char == "<"
+            elif char == "," and not (quoted or bracketed):
+                recipients.append(part)
+                part = ""
+                continue
+            part += char
+        recipients.append(part)
+    return tuple(r.strip() for r in recipients if r.strip())
 
 
 def _message(

@@ -4,23 +4,32 @@ Install ``smtpx[django]`` and set::
 
     EMAIL_BACKEND = "smtpx.contrib.django.EmailBackend"
 
-It reads the settings Django's SMTP backend reads (``EMAIL_HOST``, ``EMAIL_PORT``,
-``EMAIL_HOST_USER``, ``EMAIL_HOST_PASSWORD``, ``EMAIL_USE_TLS``, ``EMAIL_USE_SSL``,
-``EMAIL_TIMEOUT``, ``EMAIL_SSL_CERTFILE``, ``EMAIL_SSL_KEYFILE``) and these:
+(with Django's ``MAILERS``: ``"BACKEND": "smtpx.contrib.django.EmailBackend"``, the same
+options in ``"OPTIONS"``, in lower case: ``host``, ``port``, ``use_tls``...).
 
-``SMTPX_RETRY``
+It reads every setting Django's SMTP backend reads (``EMAIL_HOST``, ``EMAIL_PORT``,
+``EMAIL_HOST_USER``, ``EMAIL_HOST_PASSWORD``, ``EMAIL_USE_TLS``, ``EMAIL_USE_SSL``,
+``EMAIL_TIMEOUT``, ``EMAIL_SSL_CERTFILE``, ``EMAIL_SSL_KEYFILE``; the messages
+themselves read ``EMAIL_USE_LOCALTIME`` and ``DEFAULT_CHARSET``), says EHLO with
+Django's cached ``DNS_NAME`` as Django does, and these:
+
+``SMTPX_RETRY`` (option ``retry``)
     ``None`` (the default: one attempt), a number of attempts, or a
     :class:`smtpx.RetryPolicy`. Retries resend only to the recipients still pending, and
     block the calling thread while they wait: keep them short in a request.
-``SMTPX_TLS``
+``SMTPX_TLS`` (option ``tls``)
     A :class:`smtpx.TLSMode` (or its value, ``"opportunistic"``...) that overrides
     ``EMAIL_USE_TLS`` / ``EMAIL_USE_SSL``. Like Django, the backend sends in plain text
     when neither is set; ``EMAIL_USE_TLS`` *requires* STARTTLS (``TLSNotOffered`` when the
     server lacks it) and verifies the certificate.
-``SMTPX_ALLOW_PLAINTEXT_AUTH``
+``SMTPX_ALLOW_PLAINTEXT_AUTH`` (option ``allow_plaintext_auth``)
     ``False`` by default: smtpx refuses to send a password over an unencrypted
     connection (``PlaintextAuthRefused``), even where Django's backend would.
-``SMTPX_OPTIONS``
+``SMTPX_LOG_LEVEL`` (option ``log_level``)
+    The level at which refusals and silenced failures are logged on the
+    ``smtpx.contrib.django`` logger, each with its reason (``smtpx.Reason``): a level
+    name or number, ``"WARNING"`` by default; ``None`` logs nothing.
+``SMTPX_OPTIONS`` (option ``client_options``)
     Other :class:`smtpx.Client` arguments, e.g. ``{"local_hostname": "web1.example.com"}``.
 ``SMTPX_OUTBOX``
     ``None`` (the default: send inline), or the path of a :class:`smtpx.outbox.Outbox`
@@ -31,10 +40,14 @@ It reads the settings Django's SMTP backend reads (``EMAIL_HOST``, ``EMAIL_PORT`
 
 ``send_messages`` returns how many messages at least one recipient accepted (with
 ``SMTPX_OUTBOX``: how many were stored). A message
-some recipients refused still counts; each refusal is logged on the
-``smtpx.contrib.django`` logger at WARNING. With ``fail_silently=False`` a failure raises
-its typed :class:`smtpx.SMTPError` (``AuthFailed``, ``AllRecipientsRejected``, ...);
-with ``fail_silently=True`` it is logged and the message is not counted.
+some recipients refused still counts; each refusal is logged. With
+``fail_silently=False`` a failure raises its typed :class:`smtpx.SMTPError`
+(``AuthFailed``, ...), which is also the exception Django's SMTP backend raises in that
+case (``smtplib.SMTPAuthenticationError``..., so ``except smtplib.SMTPException`` and
+``except OSError`` still work). Every recipient refused raises this module's
+:class:`AllRecipientsRejected` or :class:`AllRecipientsDeferred`, also
+``smtplib.SMTPRecipientsRefused``. With ``fail_silently=True`` the failure is logged and
+the message is not counted.
 
 Django's mail API is synchronous: the backend runs smtpx on a private event loop in a
 background thread, for as long as the connection is open, so it works from any thread,
@@ -51,16 +64,23 @@ import ssl
 import threading
 from collections.abc import Coroutine, Sequence
 from email.utils import parseaddr
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from django.conf import settings  # type: ignore[import-untyped]
 from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[import-untyped]
+from django.core.mail.utils import DNS_NAME  # type: ignore[import-untyped]
 
 import smtpx
 from smtpx.config import tls_mode
+from smtpx.contrib._django_errors import (
+    AllRecipientsDeferred,
+    AllRecipientsRejected,
+    RecipientsRefused,
+    compatible,
+)
 from smtpx.outbox import Outbox, StorageError
 
-__all__ = ["EmailBackend"]
+__all__ = ["AllRecipientsDeferred", "AllRecipientsRejected", "EmailBackend", "RecipientsRefused"]
 
 logger = logging.getLogger("smtpx.contrib.django")
 
@@ -117,6 +137,19 @@ def _outbox_path(setting: object) -> str | None:
     raise smtpx.UsageError(f"SMTPX_OUTBOX must be None or a database path, not {setting!r}")
 
 
+def _log_level(setting: object) -> int | None:
+    if setting is None:
+        return None
+    if isinstance(setting, str) and isinstance(logging.getLevelName(setting.upper()), int):
+        level: int = logging.getLevelName(setting.upper())
+        return level
+    if isinstance(setting, int) and not isinstance(setting, bool) and setting >= 0:
+        return setting
+    raise smtpx.UsageError(
+        f'SMTPX_LOG_LEVEL must be a logging level ("WARNING", 30) or None: {setting!r}'
+    )
+
+
 def _address(value: object) -> str:
     """The bare address of ``"Name <a@example.com>"`` (Django allows display names)."""
     return parseaddr(str(value))[1] or str(value)
@@ -132,7 +165,9 @@ def _content(message: Any) -> bytes | email.message.Message:
 
 
 class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
-    """Django email backend on smtpx. Arguments override the settings of the same name."""
+    """Django email backend on smtpx. Arguments override the settings of the same name;
+    created by Django's ``MAILERS`` (an ``alias`` is given), it reads its ``OPTIONS``
+    only, as Django's SMTP backend does."""
 
     def __init__(
         self,
@@ -147,29 +182,48 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         ssl_keyfile: str | None = None,
         ssl_certfile: str | None = None,
         retry: int | smtpx.RetryPolicy | None = None,
+        tls: smtpx.TLSMode | str | None = None,
+        allow_plaintext_auth: bool | None = None,
+        log_level: int | str | None = None,
+        client_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(fail_silently=fail_silently, **kwargs)
-        self.host: str = host or settings.EMAIL_HOST
-        self.port: int = port or settings.EMAIL_PORT
-        self.username: str = settings.EMAIL_HOST_USER if username is None else username
-        self.password: str = settings.EMAIL_HOST_PASSWORD if password is None else password
-        self.use_tls: bool = settings.EMAIL_USE_TLS if use_tls is None else use_tls
-        self.use_ssl: bool = settings.EMAIL_USE_SSL if use_ssl is None else use_ssl
-        self.timeout: float | None = settings.EMAIL_TIMEOUT if timeout is None else timeout
-        self.ssl_keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
-        self.ssl_certfile = settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
+        # Django 6.1 and later take fail_silently here, not in the base class (which warns
+        # about it); Django 5 sets it in the base class. This works with both.
+        super().__init__(**kwargs)
+        self.fail_silently = fail_silently
+        self.alias: str | None = kwargs.get("alias")  # Django 6.1+'s base sets it too
+        if self.alias is None:  # settings.EMAIL_*, as before MAILERS
+            self.host: str = host or settings.EMAIL_HOST
+            self.port: int = port or settings.EMAIL_PORT
+            self.username: str = settings.EMAIL_HOST_USER if username is None else username
+            self.password: str = settings.EMAIL_HOST_PASSWORD if password is None else password
+            self.use_tls: bool = settings.EMAIL_USE_TLS if use_tls is None else use_tls
+            self.use_ssl: bool = settings.EMAIL_USE_SSL if use_ssl is None else use_ssl
+            self.timeout: float | None = settings.EMAIL_TIMEOUT if timeout is None else timeout
+            self.ssl_keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
+            self.ssl_certfile = (
+                settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
+            )
+        else:  # MAILERS: the OPTIONS only; the port by TLS mode, as Django's backend
+            if host is None:
+                raise smtpx.UsageError(f"MAILERS[{self.alias!r}]: OPTIONS must define 'host'")
+            self.host, self.username, self.password = host, username or "", password or ""
+            self.use_tls, self.use_ssl = bool(use_tls), bool(use_ssl)
+            self.timeout, self.ssl_keyfile, self.ssl_certfile = timeout, ssl_keyfile, ssl_certfile
+            self.port = port or (465 if self.use_ssl else 587 if self.use_tls else 25)
         if self.use_ssl and self.use_tls:
             raise smtpx.UsageError(
                 "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set "
                 "one of those settings to True."
             )
-        self.tls = _tls_mode(self.use_tls, self.use_ssl, getattr(settings, "SMTPX_TLS", None))
-        self.retry = _retry_policy(
-            retry if retry is not None else getattr(settings, "SMTPX_RETRY", None)
+        self.tls = _tls_mode(self.use_tls, self.use_ssl, _setting(tls, "SMTPX_TLS"))
+        self.retry = _retry_policy(_setting(retry, "SMTPX_RETRY"))
+        self.allow_plaintext_auth = bool(
+            _setting(allow_plaintext_auth, "SMTPX_ALLOW_PLAINTEXT_AUTH", False)
         )
-        self.allow_plaintext_auth = bool(getattr(settings, "SMTPX_ALLOW_PLAINTEXT_AUTH", False))
-        self.options: dict[str, Any] = dict(getattr(settings, "SMTPX_OPTIONS", None) or {})
+        self.log_level = _log_level(_setting(log_level, "SMTPX_LOG_LEVEL", "WARNING"))
+        self.options: dict[str, Any] = dict(_setting(client_options, "SMTPX_OPTIONS") or {})
         self.config = self._config()  # a wrong setting fails here, not at the first send
         self.outbox_path = _outbox_path(getattr(settings, "SMTPX_OUTBOX", None))
         self.outbox: Outbox | None = None
@@ -182,6 +236,9 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
             "tls": self.tls,
             "allow_plaintext_auth": self.allow_plaintext_auth,
         }
+        if "local_hostname" not in self.options:
+            # Django's backend says EHLO with its cached FQDN (one getfqdn() a process)
+            options["local_hostname"] = str(DNS_NAME)
         if self.username:
             options["credentials"] = smtpx.Credentials(self.username, self.password)
         if self.timeout is not None:
@@ -217,8 +274,8 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         except smtpx.SMTPError as error:
             self._loop.stop()
             if not self.fail_silently:
-                raise
-            logger.warning("could not connect to %s:%s: %s", self.host, self.port, error)
+                _raise(error)
+            self._log("could not connect to %s:%s: %s", self.host, self.port, error)
             return None
         self.client = client
         return True
@@ -274,22 +331,27 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         recipients = [_address(r) for r in message.recipients()]
         if not recipients:
             return False
+        sender = _address(message.from_email)
         try:
             result = self._loop.run(
                 client.send(
-                    _content(message),
-                    sender=_address(message.from_email),
-                    recipients=recipients,
-                    retry=self.retry,
+                    _content(message), sender=sender, recipients=recipients, retry=self.retry
                 )
             )
         except smtpx.SMTPError as error:
             if not self.fail_silently:
-                raise
-            logger.warning("message %r not sent: %s", message.subject, error)
+                _raise(error, sender=sender)
+            self._log("message %r not sent: %s: %s", message.subject, error.reason.value, error)
             return False
         for recipient, refusal in result.rejected.items():
-            logger.warning("message %r refused for <%s>: %s", message.subject, recipient, refusal)
+            self._log(
+                "message %r refused for <%s>: %s: %s",
+                message.subject,
+                recipient,
+                refusal.reason.value,
+                refusal,
+                error=refusal,
+            )
         return True
 
     def _store(self, outbox: Outbox, message: Any) -> bool:
@@ -314,6 +376,33 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
             logger.warning("message %r not stored in the outbox: %s", message.subject, error)
             return False
         return True
+
+    def _log(self, text: str, *args: Any, error: smtpx.SMTPError | None = None) -> None:
+        if self.log_level is None:
+            return
+        found = error or next((a for a in args if isinstance(a, smtpx.SMTPError)), None)
+        extra = {}
+        if found is not None:  # for log aggregation: the reason, recipient, class
+            extra = {
+                "smtpx_reason": found.reason.value,
+                "smtpx_recipient": found.recipient,
+                "smtpx_error": type(found).__name__,
+            }
+        logger.log(self.log_level, text, *args, extra=extra)
+
+
+def _setting(given: object, name: str, default: object = None) -> Any:
+    """An option given to the backend, else the setting *name*, else *default*."""
+    return given if given is not None else getattr(settings, name, default)
+
+
+def _raise(error: smtpx.SMTPError, *, sender: str | None = None) -> NoReturn:
+    """Raise *error* as also the exception Django's SMTP backend raises in its case."""
+    converted = compatible(error, sender=sender)
+    if converted is error:
+        raise error
+    cause = error if isinstance(error, smtpx.RecipientsRefused) else error.__cause__
+    raise converted.with_traceback(error.__traceback__) from cause
 
 
 async def _open(path: str) -> Outbox:

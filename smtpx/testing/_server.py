@@ -15,8 +15,8 @@ from typing import Any, AnyStr, Final, NoReturn, Self
 import attrs
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-# aiosmtpd logs to "mail.log" (e.g. a deprecation notice on every AUTH); keep it out of
-# the user's terminal unless their logging configuration asks for it.
+# aiosmtpd logs to "mail.log" (e.g. a client's unrecognised command); keep it out of the
+# user's terminal unless their logging configuration asks for it.
 logging.getLogger("mail.log").addHandler(logging.NullHandler())
 
 __all__ = ["COMMANDS", "ReceivedMessage", "Rule", "ScriptedServer"]
@@ -181,8 +181,25 @@ class _Handler:
         return AuthResult(success=False, handled=False)
 
 
+class _Session(Session):
+    """aiosmtpd's session without its deprecated ``login_data``, which aiosmtpd itself sets
+    on every successful AUTH, logging a deprecation warning on "mail.log" each time (into
+    the logs of every test that logs in). ``auth_data`` holds the same login."""
+
+    @property
+    def login_data(self) -> Any:
+        return getattr(self.auth_data, "login", None)
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        pass  # aiosmtpd's copy of auth_data's login; nothing reads it here
+
+
 class _ScriptedSMTP(SMTP):
     """One connection: aiosmtpd's protocol with every command routed through the rules."""
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
 
     def __init__(self, scripted: ScriptedServer, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, loop=asyncio.get_running_loop(), **kwargs)
@@ -355,11 +372,14 @@ def _abort(transport: asyncio.Transport) -> None:
 
 
 class ScriptedServer:
-    """An SMTP server on 127.0.0.1 whose replies tests can script.
+    """An SMTP server (on 127.0.0.1 by default) whose replies tests can script.
 
     Use as ``async with ScriptedServer(...) as server:`` (or :meth:`start` /
     :meth:`stop`); then connect to ``server.host``, ``server.port``.
 
+    :param host: the address to listen on (``"::1"`` for IPv6).
+    :param port: the port to listen on; 0 (the default) picks a free one, which
+        :attr:`port` holds once started.
     :param hostname: name in the greeting and EHLO reply.
     :param tls_context: server-side context; enables STARTTLS (advertised in EHLO).
     :param implicit_tls: the whole listener speaks TLS (like port 465); needs
@@ -380,6 +400,8 @@ class ScriptedServer:
     def __init__(
         self,
         *,
+        host: str = "127.0.0.1",
+        port: int = 0,
         hostname: str = "localhost",
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
@@ -393,6 +415,8 @@ class ScriptedServer:
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
         self.hostname = hostname
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
@@ -403,8 +427,8 @@ class ScriptedServer:
         self.eightbitmime = eightbitmime
         self.pipelining = pipelining
         self.chunking = chunking
-        self.host = "127.0.0.1"
-        self.port = 0
+        self.host = host
+        self.port = port
         self.messages: list[ReceivedMessage] = []
         """Messages accepted at DATA_END or BDAT, in order."""
         self.transcript: list[bytes] = []
@@ -500,14 +524,14 @@ class ScriptedServer:
         )
 
     async def start(self) -> None:
-        """Start listening on 127.0.0.1 and a free port (then see :attr:`port`)."""
+        """Start listening on :attr:`host` and :attr:`port` (0: a free one, then set here)."""
         if self._server is not None:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._make_protocol,
             self.host,
-            0,
+            self.port,
             ssl=self.tls_context if self.implicit_tls else None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
