@@ -26,7 +26,7 @@ from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode, default_context
-from smtpx.config import ClientConfig, ClientOptions, credentials_pair, resolve_config
+from smtpx.config import ClientConfig, ClientOptions, Configured, credentials_pair, resolve_config
 from smtpx.protocol.flow import Flow, Steps, StepsFlow, ok
 from smtpx.protocol.interruptions import Verdict
 from smtpx.protocol.ledger import Entry
@@ -51,7 +51,7 @@ def _fqdn() -> str:
     return socket.getfqdn()
 
 
-class Client:
+class Client(Configured):
     """An SMTP client session.  Use as ``async with Client(...) as client:``.
 
     Takes a host and keyword options, or one ``ClientConfig``; every option is
@@ -90,18 +90,6 @@ class Client:
         self.greeting: Reply | None = None
 
     # The options, read from the config (frozen: make a new Client to change one).
-
-    @property
-    def host(self) -> str:
-        return self.config.host
-
-    @property
-    def port(self) -> int:
-        return self.config.port
-
-    @property
-    def tls(self) -> TLSMode:
-        return self.config.tls
 
     @property
     def timeout(self) -> float:

@@ -22,7 +22,7 @@ from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.errors import UsageError
 
-__all__ = ["ClientConfig", "ClientOptions"]
+__all__ = ["ClientConfig", "ClientOptions", "Configured"]
 
 
 def tls_mode(value: object) -> TLSMode:
@@ -234,3 +234,22 @@ def _credentials_first(options: Mapping[str, object]) -> dict[str, object]:
     options = options if isinstance(options, dict) else dict(options)
     options["credentials"] = credentials_pair(options.pop("credentials"))
     return options
+
+
+class Configured:
+    """The server a ``ClientConfig`` names, read from ``self.config``: for the classes
+    that take one (``Client``, ``SyncClient``, ``Pool``)."""
+
+    config: ClientConfig
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    @property
+    def tls(self) -> TLSMode:
+        return self.config.tls

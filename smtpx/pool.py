@@ -22,7 +22,7 @@ from smtpx import errors as e
 from smtpx._message import MessageInput
 from smtpx._reasons import Reason
 from smtpx.client import Client
-from smtpx.config import ClientConfig, ClientOptions, resolve_config
+from smtpx.config import ClientConfig, ClientOptions, Configured, resolve_config
 from smtpx.protocol.interruptions import Interruption, verdict
 from smtpx.protocol.session import Session
 from smtpx.results import SendResult
@@ -147,7 +147,7 @@ class RateLimiter:
             await self._sleep(wait)
 
 
-class Pool:
+class Pool(Configured):
     """A pool of ``Client`` connections to one server.
 
     ``size`` caps open connections, ``max_messages`` the messages one
@@ -201,14 +201,6 @@ class Pool:
         self._drained.set()
         self._closed = False
         self.stats = PoolStats()
-
-    @property
-    def host(self) -> str:
-        return self.config.host
-
-    @property
-    def port(self) -> int:
-        return self.config.port
 
     def __repr__(self) -> str:
         if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too

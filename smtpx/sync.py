@@ -26,9 +26,8 @@ from typing import Any, TypeVar, Unpack
 from smtpx import errors as e
 from smtpx._message import MessageInput
 from smtpx._reply import Reply
-from smtpx._tls import TLSMode
 from smtpx.client import Client, send
-from smtpx.config import ClientConfig, ClientOptions, resolve_config
+from smtpx.config import ClientConfig, ClientOptions, Configured, resolve_config
 from smtpx.results import Ready, SendResult
 from smtpx.retry import RetryPolicy
 
@@ -127,7 +126,7 @@ class _Session:
         self.runner.stop(wait=False)
 
 
-class SyncClient:
+class SyncClient(Configured):
     """A blocking SMTP client: :class:`smtpx.Client`'s semantics, from any thread.
 
     The arguments are those of :class:`smtpx.Client`.  Use as a context manager
@@ -149,18 +148,6 @@ class SyncClient:
         self._session: _Session | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._guard = threading.Lock()  # guards _session
-
-    @property
-    def host(self) -> str:
-        return self.config.host
-
-    @property
-    def port(self) -> int:
-        return self.config.port
-
-    @property
-    def tls(self) -> TLSMode:
-        return self.config.tls
 
     def __repr__(self) -> str:
         if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
