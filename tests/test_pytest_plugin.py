@@ -332,8 +332,12 @@ def test_async_tests_without_a_plugin_say_which_to_install(pytester: pytest.Pyte
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(test_async=AUTO_MODE_TESTS)
     result = pytester.runpytest(*QUIET, *PLUGIN, "-p", "no:asyncio", "-p", "no:anyio")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+    # pytest 8.4 made such a test fail; before, it was skipped with the same warning
+    if tuple(int(part) for part in pytest.__version__.split(".")[:2]) >= (8, 4):
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+    else:
+        result.assert_outcomes(skipped=1)
 
 
 def test_no_aiosmtpd_deprecation_warning_in_a_users_logs(pytester: pytest.Pytester) -> None:
