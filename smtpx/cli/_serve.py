@@ -9,6 +9,7 @@ import datetime
 import errno
 import re
 import signal
+import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Sequence
@@ -157,13 +158,27 @@ class CannotListen(click.ClickException):
     exit_code = 1
 
 
+def _bind_errno(host: str, port: int) -> int | None:
+    """Why binding failed, when asyncio's error does not say (Python 3.13 reports "could
+    not bind on any address" without an errno): try the bind once more, plainly."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except OSError as exc:
+        return exc.errno
+    return None
+
+
 def _cannot_listen(host: str, port: int, exc: OSError) -> CannotListen:
     where = host_port(host, port)
-    if exc.errno == errno.EADDRINUSE:
+    code = exc.errno if exc.errno is not None else _bind_errno(host, port)
+    if code == errno.EADDRINUSE:
         why = "the port is in use; choose another with --port (0 picks a free one)"
-    elif exc.errno == errno.EACCES:
+    elif code == errno.EACCES:
         why = "permission denied (ports below 1024 need root); choose another with --port"
-    elif exc.errno == errno.EADDRNOTAVAIL:
+    elif code == errno.EADDRNOTAVAIL:
         why = "the address is not one of this machine's; see --host"
     else:
         why = exc.strerror or str(exc)
