@@ -37,23 +37,29 @@ if not settings.configured:
     django.setup()
 
 
+# What each test starts from: no login, no TLS, a short time-out, no retry.
+PLAIN_SETTINGS: dict[str, Any] = {
+    "EMAIL_HOST_USER": "",
+    "EMAIL_HOST_PASSWORD": "",
+    "EMAIL_USE_TLS": False,
+    "EMAIL_USE_SSL": False,
+    "EMAIL_TIMEOUT": 2,
+    "SMTPX_RETRY": None,
+    "SMTPX_ALLOW_PLAINTEXT_AUTH": False,
+}
+
+
+def use_settings(monkeypatch: pytest.MonkeyPatch, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        monkeypatch.setattr(settings, name, value, raising=False)
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     """A scripted server in a thread, and Django's settings pointing at it."""
     with serve_in_thread(credentials={"app": "s3cret"}) as scripted:
-        values: dict[str, Any] = {
-            "EMAIL_HOST": scripted.host,
-            "EMAIL_PORT": scripted.port,
-            "EMAIL_HOST_USER": "",
-            "EMAIL_HOST_PASSWORD": "",
-            "EMAIL_USE_TLS": False,
-            "EMAIL_USE_SSL": False,
-            "EMAIL_TIMEOUT": 2,
-            "SMTPX_RETRY": None,
-            "SMTPX_ALLOW_PLAINTEXT_AUTH": False,
-        }
-        for name, value in values.items():
-            monkeypatch.setattr(settings, name, value, raising=False)
+        where = {"EMAIL_HOST": scripted.host, "EMAIL_PORT": scripted.port}
+        use_settings(monkeypatch, {**PLAIN_SETTINGS, **where})
         yield scripted
 
 
@@ -314,19 +320,7 @@ def _both_backends(
             options["tls_context"] = ca.server_context()
         else:
             options[name] = value
-    values: dict[str, Any] = {
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_HOST_USER": "",
-        "EMAIL_HOST_PASSWORD": "",
-        "EMAIL_USE_TLS": False,
-        "EMAIL_USE_SSL": False,
-        "EMAIL_TIMEOUT": 2,
-        "SMTPX_RETRY": None,
-        "SMTPX_ALLOW_PLAINTEXT_AUTH": False,
-        **dict(case.settings),
-    }
-    for name, value in values.items():
-        monkeypatch.setattr(settings, name, value, raising=False)
+    use_settings(monkeypatch, {**PLAIN_SETTINGS, "EMAIL_HOST": "127.0.0.1", **dict(case.settings)})
     with serve_in_thread(**options) as scripted:
         for rule in case.rules:
             scripted.on(**rule)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serveprocess import smtpx_serve
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "getting-started.md"
 STEP_2 = PAGE.read_text("utf-8").split("## 2.", 1)[1].split("## 3.", 1)[0]
@@ -26,22 +27,11 @@ def serve() -> Iterator[int]:
     [console, *_] = blocks(STEP_2, "console")
     command = console.splitlines()[0].removeprefix("$ ")
     assert command == "smtpx serve"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smtpx", *shlex.split(command)[1:], "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
-        assert match, first
-        assert first.replace(match[1], "8025") == console.splitlines()[1] + "\n"
+    with smtpx_serve(*shlex.split(command)[2:], "--port", "0") as served:
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", served.first)
+        assert match, served.first
+        assert served.first.replace(match[1], "8025") == console.splitlines()[1] + "\n"
         yield int(match[1])
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
 
 
 def test_the_command_line_step_prints_what_the_page_shows(serve: int) -> None:

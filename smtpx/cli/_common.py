@@ -204,6 +204,17 @@ def tls_options(function: F) -> F:
     )(function)
 
 
+def timeout_option(default: float) -> Callable[[F], F]:
+    """``--timeout`` with this default."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        help="Seconds to wait for the connection and for each reply.",
+    )
+
+
 def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
     if ca_file is None:
         return None

@@ -21,6 +21,7 @@ from smtpx.cli._common import (
     password_for,
     print_failure,
     print_result,
+    timeout_option,
     tls_context,
     tls_options,
     tone,
@@ -75,13 +76,7 @@ _SESSION_ERRORS = (e.AuthError, e.TLSError, e.PlaintextAuthRefused, e.ConnectErr
     show_default=True,
     help="Seconds before the first retry; doubles each time.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for the connection and for each reply.",
-)
+@timeout_option(30.0)
 @click.option("--local-hostname", metavar="NAME", help="Name to send in EHLO.")
 @click.pass_context
 def send(
