@@ -5,15 +5,16 @@ The public API is re-exported here; see ``smtpx.errors`` for the exception tree.
 
 import logging
 
-from smtpx._auth import Credentials
 from smtpx._classify import classify, error_class, severity
 from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
 from smtpx._commands import Command
 from smtpx._end_of_message import EndOfMessageHook, before_end_of_message
 from smtpx._enhanced import EnhancedStatus, RegistryEntry
 from smtpx._explain import explain
+from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reasons import Reason
 from smtpx._reply import Reply
+from smtpx._secret import Credentials
 from smtpx._table import TABLE, Row, is_expected
 from smtpx._tls import TLSMode, default_context
 from smtpx.client import Client, send
@@ -186,6 +187,7 @@ __all__ = [
     "EncryptionRequired",
     "EndOfMessageHook",
     "EnhancedStatus",
+    "Envelope",
     "ExtensionRequired",
     "Greylisted",
     "HelpText",
@@ -206,6 +208,7 @@ __all__ = [
     "MailboxFullTemporary",
     "MailboxNameInvalid",
     "MailboxUnavailable",
+    "MessageInput",
     "MessageTooLarge",
     "NetworkError",
     "NoAnswerFromHost",
@@ -279,6 +282,7 @@ __all__ = [
     "explain",
     "is_expected",
     "is_retryable",
+    "prepare",
     "retry_if_transient",
     "send",
     "send_sync",

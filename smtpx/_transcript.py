@@ -10,6 +10,7 @@ import logging
 from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._reply import Reply
+from smtpx.protocol.ledger import Entry
 from smtpx.results import Success
 
 transcript = logging.getLogger("smtpx.transcript")
@@ -41,3 +42,31 @@ def log_reply(command: Command, reply: Reply, result: Success | e.SMTPError) -> 
         kind,
         extra=record("<<<", command, code=reply.code, classification=kind),
     )
+
+
+def log_entry(entry: Entry) -> None:
+    """Log a ledger entry about to be written: its command line (an AUTH line shows only
+    the verb and mechanism), and the size of a message."""
+    command, parts = entry.command, entry.parts
+    if command is Command.DATA_END:
+        _log_message(command, entry.size)
+        return
+    line = parts[0]
+    if command is Command.AUTH:
+        # Slices of the Secret only, never the line itself split into plain bytes: the
+        # initial response and every later AUTH line carry credentials.
+        if line[:5].upper() == b"AUTH ":
+            cut = line.find(b" ", 5)
+            shown = line[:cut] + b" [redacted]" if cut > 0 else line[:-2]
+        else:
+            shown = b"[redacted]"
+    else:
+        shown = line[:-2]
+    text = shown.decode("utf-8", "replace")
+    transcript.debug(">>> %s", text, extra=record(">>>", command, line=text))
+    if command is Command.BDAT:
+        _log_message(command, entry.size - len(line))
+
+
+def _log_message(command: Command, size: int) -> None:
+    transcript.debug(">>> [message: %d octets]", size, extra=record(">>>", command))

@@ -1,9 +1,10 @@
-"""``Client``: an SMTP session over aiosmtplib in which every reply is classified.
+"""``Client``: an SMTP session in which every reply is classified.
 
-Each method sends one command and returns its typed success result or raises
-its typed error; ``send()`` drives a whole transaction and reports each
-recipient.  Every aiosmtplib, ``ssl`` or ``OSError`` failure is translated into
-an ``smtpx`` error, with the original kept as ``__cause__``.
+Each method states an intent to the session core (``smtpx.protocol``) and returns
+the reply's typed success result or raises its typed error; ``send()`` drives a
+whole transaction and reports each recipient.  The asyncio edge (``smtpx._edge``)
+moves the octets and translates every ``ssl``, ``OSError`` and asyncio failure
+into an ``smtpx`` error, with the original kept as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -15,32 +16,34 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any, Unpack
+from typing import Any, TypeVar, Unpack
 
-from aiosmtplib.errors import (
-    SMTPConnectResponseError,
-    SMTPException,
-    SMTPResponseException,
-)
-from aiosmtplib.response import SMTPResponse
-
-from smtpx import _auth, _transaction
 from smtpx import errors as e
-from smtpx._address import check_address, check_hostname, param_args, text_arg
-from smtpx._auth import Credentials
-from smtpx._classify import classify
+from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
-from smtpx._data import END_OF_DATA, encode_data, normalize
-from smtpx._end_of_message import current_hook
+from smtpx._edge import Connection, Network, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
+from smtpx._secret import Credentials
 from smtpx._tls import TLSMode, default_context
-from smtpx._transcript import log_reply, log_sent, record, transcript
-from smtpx._translate import translate
-from smtpx._wire import Transport, command_line, secret_line
 from smtpx.config import ClientConfig, ClientOptions, credentials_pair, resolve_config
-from smtpx.results import Authenticated, Ready, SendResult, StartData, Success
+from smtpx.protocol.flow import Flow, Steps, StepsFlow, ok
+from smtpx.protocol.interruptions import Verdict
+from smtpx.protocol.ledger import Entry
+from smtpx.protocol.mail import MailFlow
+from smtpx.protocol.session import Session
+from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS, hello, secure
+from smtpx.results import Authenticated, Ready, SendResult, Success
 from smtpx.retry import RetryPolicy, send_with_retry
+
+T = TypeVar("T")
+
+_STARTTLS_MODE = {
+    TLSMode.STARTTLS: StartTLS.REQUIRE,
+    TLSMode.OPPORTUNISTIC: StartTLS.IF_OFFERED,
+    TLSMode.NONE: StartTLS.NEVER,
+    TLSMode.IMPLICIT: StartTLS.NEVER,
+}
 
 
 @functools.cache
@@ -79,8 +82,10 @@ class Client:
         self.config = resolve_config(host, port, config, options)
         self._local_hostname = self.config.local_hostname  # resolved on connect when None
         self._tls_context = self.config.tls_context
-        self._stage: Command | None = None  # the step under way, for the total time-out
-        self._smtp: Transport | None = None
+        self._session: Session | None = None
+        self._connection: Connection | None = None
+        self._network: Network | None = None
+        self._total: asyncio.Timeout | None = None  # the total time-out of the send under way
         self._lock = asyncio.Lock()
         self.greeting: Reply | None = None
 
@@ -137,27 +142,51 @@ class Client:
     # -- connection ---------------------------------------------------------------
 
     @property
+    def lock(self) -> asyncio.Lock:
+        """The lock ``send()`` holds: take it to run other steps between sends."""
+        return self._lock
+
+    @property
+    def session(self) -> Session | None:
+        """The ``smtpx.protocol.Session`` of the current connection (None before the first)."""
+        return self._session
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """What the last interruption of the current session meant for each recipient."""
+        return self._session.verdict if self._session is not None else None
+
+    @property
     def connected(self) -> bool:
-        return self._smtp is not None and self._smtp.is_connected
+        return self._connection is not None and self._connection.connected
 
     @property
     def encrypted(self) -> bool:
-        return self._smtp is not None and self._smtp.encrypted
+        return self.connected and self._session is not None and self._session.encrypted
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS connection's ``ssl.SSLObject`` (certificate, cipher), None in plaintext."""
+        connection = self._connection
+        if connection is None or connection.transport is None or not self.connected:
+            return None
+        info = connection.transport.get_extra_info("ssl_object")
+        return info if isinstance(info, ssl.SSLObject) else None
 
     @property
     def extensions(self) -> Mapping[str, str]:
         """The ESMTP extensions of the last EHLO, lower-cased names (``size``, ``pipelining``).
 
         A read-only view, not a copy: ``send()`` consults it several times per message."""
-        if self._smtp is None:
+        if self._session is None:
             return MappingProxyType({})
-        return MappingProxyType(self._smtp.esmtp_extensions)
+        return self._session.extensions
 
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:
-        if self._smtp is None:
+        if self._session is None:
             return ()
-        return tuple(m.upper() for m in self._smtp.server_auth_methods)
+        return self._session.auth_mechanisms
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -183,51 +212,53 @@ class Client:
         if self._local_hostname is None:
             self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
         implicit = self.tls is TLSMode.IMPLICIT
-        self._smtp = Transport(
-            hostname=self.host,
-            port=self.port,
-            use_tls=implicit,
-            start_tls=False,
-            tls_context=self._context() if implicit else None,
-            local_hostname=self.local_hostname,
-            timeout=self.timeout,
-        )
-        await self._run(Command.CONNECT, self._smtp.connect())
-        ready = self._checked(Command.CONNECT)
-        assert isinstance(ready, Ready)
-        self.greeting = ready.reply
+        session = self._session = Session(self._local_hostname, encrypted=implicit)
+        self._connection = None
         try:
-            await self.ehlo()
-            if self.tls in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC) and not self.encrypted:
-                if "starttls" in self.extensions:
-                    await self.starttls()
-                elif self.tls is TLSMode.STARTTLS:
-                    raise e.TLSNotOffered(
-                        f"{self.host}:{self.port} did not offer STARTTLS; use TLSMode.IMPLICIT "
-                        "for port 465, or choose TLSMode.OPPORTUNISTIC explicitly to allow "
-                        "plaintext",
-                        command=Command.STARTTLS,
-                    )
-            if self._credentials is not None:
-                await self.login()
+            self._connection, self._network = await open_connection(
+                session,
+                self.host,
+                self.port,
+                context=self._context() if implicit else None,
+                timeout=self.timeout,
+                transcript=self.transcript,
+                probe=not implicit,
+            )
+            setup = SetupFlow(
+                session,
+                starttls=_STARTTLS_MODE[self.tls],
+                secret=self._credentials,
+                allow_plaintext_auth=self.allow_plaintext_auth,
+            )
+            try:
+                ready = await self._run(setup)
+            except e.TLSNotOffered as error:
+                raise e.TLSNotOffered(
+                    f"{self.host}:{self.port} did not offer STARTTLS; use TLSMode.IMPLICIT "
+                    "for port 465, or choose TLSMode.OPPORTUNISTIC explicitly to allow "
+                    "plaintext",
+                    command=Command.STARTTLS,
+                ) from error.__cause__
         except BaseException:
             # A half-set-up session (no EHLO, no TLS, not authenticated) must not be
             # reused by the next send(), which only connects when not connected.
             self.close()
             raise
+        self.greeting = ready.reply
         return ready
 
     def close(self) -> None:
         """Drop the connection without QUIT (after an error, or on cancellation)."""
-        if self._smtp is not None:
-            self._smtp.close()
-        self._smtp = None
+        if self._session is not None:
+            self._session.close()
+        if self._connection is not None:
+            self._connection.abort()
 
     async def quit(self) -> None:
         """Say QUIT politely and close; errors while quitting are of no consequence."""
         if self.connected:
             with contextlib.suppress(e.SMTPError):
-                await self.command(Command.QUIT, b"QUIT")
+                await self._reply(lambda session: session.quit())
         self.close()
 
     # -- the whole transaction -----------------------------------------------------
@@ -267,60 +298,52 @@ class Client:
 
     async def send_envelope(self, envelope: Envelope) -> SendResult:
         """One attempt at a prepared envelope, within ``total_timeout`` (lock held)."""
+        detail = f"the send took longer than total_timeout={self.total_timeout}s"
         try:
-            async with asyncio.timeout(self.total_timeout):
+            async with asyncio.timeout(self.total_timeout) as total:
+                self._total = total
                 if not self.connected:
                     try:
                         await self.connect()
                     except e.SMTPError as failure:
                         failure.undelivered = envelope.recipients  # nobody got it
                         raise
-                return await _transaction.run(self, envelope)
+                session = self._session
+                assert session is not None
+                flow = MailFlow(session, envelope, pipelining=True, chunking=self.chunking)
+                return await self._run(flow)
         except TimeoutError as exc:
-            stage = self._stage
-            detail = f"the send took longer than total_timeout={self.total_timeout}s"
-            error: e.SMTPError
-            if stage is not None and stage.ends_message:
-                error = e.DeliveryUnknown(detail, command=stage)
-            else:
-                error = e.ResponseTimeout(detail, command=stage)
+            # expired outside a flow (connecting, the greeting): nothing was sent
+            self.close()
+            error = e.ResponseTimeout(detail, command=Command.CONNECT)
             error.undelivered = envelope.recipients
             raise error from exc
+        finally:
+            self._total = None
 
     # -- one method per command -------------------------------------------------
 
     async def ehlo(self) -> Success:
         """EHLO, falling back to HELO when the server does not know EHLO (500, 502)."""
-        host = (self.local_hostname or "localhost").encode("ascii")
-        try:
-            result = await self.command(Command.EHLO, b"EHLO", host)
-        except (e.CommandUnrecognized, e.CommandNotImplemented):
-            return await self.helo()
-        assert self._smtp is not None
-        self._smtp.last_ehlo_response = SMTPResponse(result.reply.code, result.reply.text)
-        return result
+        session = self._require()
+        return await self._run(StepsFlow(session, lambda: hello(session), "EHLO"))
 
     async def helo(self) -> Success:
         """HELO: the session then has no ESMTP extensions, whatever an earlier EHLO said."""
-        host = (self.local_hostname or "localhost").encode("ascii")
-        result = await self.command(Command.HELO, b"HELO", host)
-        assert self._smtp is not None
-        self._smtp.esmtp_extensions, self._smtp.server_auth_methods = {}, []
-        self._smtp.supports_esmtp = False
-        return result
+        return await self._reply(lambda session: session.helo())
 
     async def starttls(self) -> Ready:
         """STARTTLS, the handshake (certificate verified), and EHLO again (RFC 3207 §4.2)."""
-        smtp = self._require()
+        session = self._require()
         if "starttls" not in self.extensions:
             raise e.TLSNotOffered(command=Command.STARTTLS)
-        if self.transcript:
-            log_sent(Command.STARTTLS, (b"STARTTLS",))
-        await self._run(Command.STARTTLS, smtp.starttls(tls_context=self._context()))
-        ready = self._checked(Command.STARTTLS)
-        assert isinstance(ready, Ready)
-        await self.ehlo()
-        return ready
+
+        def steps() -> Steps[Ready]:
+            ready = yield from secure(session, StartTLS.REQUIRE)
+            assert ready is not None  # offered, and the session was not encrypted
+            return ready
+
+        return await self._run(StepsFlow(session, steps, "STARTTLS"))
 
     async def login(
         self, credentials: tuple[str, str] | Credentials | None = None
@@ -329,16 +352,21 @@ class Client:
 
         Uses the client's ``credentials`` unless others are given here."""
         given = credentials_pair(credentials) if credentials is not None else None
-        return await _auth.login(self, given or self._credentials)
+        session = self._require()
+        flow = AuthFlow(
+            session, given or self._credentials, allow_plaintext=self.allow_plaintext_auth
+        )
+        return await self._run(flow)
 
     async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
         """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""
-        return await self.command(Command.MAIL, *self.mail_args(sender, options))
+        options = tuple(options)
+        return await self._reply(lambda session: session.mail(sender, options))
 
     async def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Success:
         """RCPT TO:<recipient>; a refusal raises an error carrying ``recipient``."""
-        args = self.rcpt_args(recipient, options)
-        return await self.command(Command.RCPT, *args, recipient=recipient)
+        options = tuple(options)
+        return await self._reply(lambda session: session.rcpt(recipient, options))
 
     @staticmethod
     def mail_args(sender: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
@@ -356,19 +384,22 @@ class Client:
         A connection lost or timed out after the message was sent raises
         ``DeliveryUnknown``: the server may have accepted it.
         """
-        return await self._data_encoded(encode_data(message))
+        if not isinstance(message, bytes | bytearray | memoryview):
+            raise e.InvalidMessage(
+                f"the message must be bytes, not {type(message).__name__}",
+                command=Command.DATA,
+            )
+        session = self._require()
 
-    async def _data_encoded(self, payload: bytes, to: tuple[str, ...] = ()) -> Success:
-        start = await self.command(Command.DATA, b"DATA")
-        if not isinstance(start, StartData):  # pragma: no cover - classify guarantees it
-            raise e.UnexpectedReply(command=Command.DATA, reply=start.reply)
-        return await self._send_payload(payload, to)
+        def steps() -> Steps[Success]:
+            start = session.data()
+            yield start
+            ok(start.result)
+            end = session.data_payload(bytes(message))
+            yield end
+            return ok(end.result)
 
-    async def _send_payload(self, payload: bytes, to: tuple[str, ...] = ()) -> Success:
-        """After a 354: the dot-stuffed message, its final ".", the reply as DATA_END.
-
-        ``to``: who gets the message if its end arrives (for ``before_end_of_message``)."""
-        return await self._send_message(Command.DATA_END, payload, END_OF_DATA, to=to)
+        return await self._run(StepsFlow(session, steps, "DATA"))
 
     async def bdat(self, message: bytes) -> Success:
         """The message as one ``BDAT <size> LAST`` chunk (CHUNKING, RFC 3030).
@@ -377,75 +408,33 @@ class Client:
         that offers CHUNKING (``ExtensionRequired`` otherwise).  As with
         ``data()``, a loss after the last octet raises ``DeliveryUnknown``.
         """
+        if not isinstance(message, bytes | bytearray | memoryview):
+            raise e.InvalidMessage(
+                f"the message must be bytes, not {type(message).__name__}",
+                command=Command.BDAT,
+            )
         if "chunking" not in self.extensions:
             raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
-        return await self._bdat(normalize(message))
+        return await self._reply(lambda session: session.bdat(bytes(message), last=True))
 
     @staticmethod
     def bdat_args(data: bytes) -> tuple[bytes, ...]:
         return (b"BDAT", b"%d" % len(data), b"LAST")
 
-    async def _bdat(self, data: bytes, to: tuple[str, ...] = ()) -> Success:
-        args = self.bdat_args(data)
-        if self.transcript:
-            log_sent(Command.BDAT, args)
-        return await self._send_message(Command.BDAT, command_line(args), data, to=to)
-
-    async def _send_message(
-        self, command: Command, *parts: bytes, to: tuple[str, ...] = ()
-    ) -> Success:
-        """Write the message (``parts``) and classify the reply that decides delivery."""
-        smtp = self._smtp
-        if smtp is None:
-            raise e.ConnectionLost("not connected; call connect() first", command=command)
-        protocol = smtp.reply_protocol
-
-        if self.transcript:
-            size = sum(map(len, parts))
-            transcript.debug(">>> [message: %d octets]", size, extra=record(">>>", command))
-
-        async def send_message() -> SMTPResponse:
-            if not smtp.is_connected:
-                # The server closed before the message was sent (smtp-sink -A): a reply
-                # it sent first is its answer; without one, nothing was delivered.
-                try:
-                    return await protocol.read_response(timeout=0)
-                except (SMTPException, TimeoutError) as exc:
-                    raise e.ConnectionLost(
-                        "the server closed the connection before the message was sent",
-                        command=command,
-                    ) from exc
-            try:
-                await protocol.write_all(*parts)
-            except (SMTPException, OSError) as exc:
-                # The message's end never went out, so the server cannot have taken it.
-                raise e.ConnectionLost(
-                    "the connection was lost while the message was being sent; it was "
-                    "not delivered (its end was never sent)",
-                    command=command,
-                ) from exc
-            return await protocol.read_response(timeout=self.timeout)
-
-        if smtp.is_connected:
-            self._before_end(to)  # nothing awaits between this and the write in send_message
-        await self._run(command, send_message())
-        return self._checked(command)
-
     async def rset(self) -> Success:
-        return await self.command(Command.RSET, b"RSET")
+        return await self._reply(lambda session: session.rset())
 
     async def noop(self) -> Success:
-        return await self.command(Command.NOOP, b"NOOP")
+        return await self._reply(lambda session: session.noop())
 
     async def vrfy(self, address: str) -> Success:
-        return await self.command(Command.VRFY, b"VRFY", text_arg(address))
+        return await self._reply(lambda session: session.vrfy(address))
 
     async def expn(self, mailing_list: str) -> Success:
-        return await self.command(Command.EXPN, b"EXPN", text_arg(mailing_list))
+        return await self._reply(lambda session: session.expn(mailing_list))
 
     async def help(self, topic: str | None = None) -> Success:
-        args = [b"HELP"] + ([text_arg(topic)] if topic else [])
-        return await self.command(Command.HELP, *args)
+        return await self._reply(lambda session: session.help(topic))
 
     @property
     def pipelining(self) -> bool:
@@ -471,116 +460,64 @@ class Client:
         or time-out raises, as for a single command.  ``chunk`` is written right
         after the lines: the octets of a final ``BDAT`` step.
         """
-        smtp = self._require()
-        protocol = smtp.reply_protocol
-        results: list[Success | e.SMTPError] = []
-        lines = b"".join(command_line(args) for _, args, _ in steps)
-        if self.transcript:
-            for command, args, _ in steps:
-                log_sent(command, args)
+        session = self._require()
 
-        async def write() -> None:
-            await protocol.write_all(lines, chunk)
+        def run() -> Steps[list[Success | e.SMTPError]]:
+            group: list[Entry] = []
+            for command, args, recipient in steps:
+                if command is Command.BDAT:
+                    last = args[-1:] == (b"LAST",)
+                    group.append(session.bdat(chunk, last=last, normalized=True))
+                else:
+                    group.append(session.command(command, *args, recipient=recipient))
+            yield tuple(group)
+            return [entry.result for entry in group if entry.result is not None]
 
-        if steps[-1][0] is Command.BDAT:  # the whole message, its end included, goes now
-            self._before_end(tuple(r for c, _, r in steps if c is Command.RCPT and r))
-        await self._run(steps[0][0], write())
-        for command, _, recipient in steps:
-            # each read is its own step: a loss or time-out names the command it hit
-            await self._run(
-                command, protocol.read_response(timeout=self.timeout), recipient=recipient
-            )
-            reply = smtp.last_reply
-            assert reply is not None
-            result = classify(command, reply, recipient=recipient)
-            if self.transcript:
-                log_reply(command, reply, result)
-            results.append(result)
-            if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
-                self.close()
-                break
-        return results
+        return await self._run(StepsFlow(session, run, "pipeline"))
 
     async def command(
         self, command: Command, *args: bytes, recipient: str | None = None
     ) -> Success:
         """Send one command line and classify its reply as ``command``."""
-        protocol = self._require().reply_protocol
-        # An AUTH line carries credentials: a Secret, whose repr is redacted, to the write.
-        line = secret_line(args) if command is Command.AUTH else command_line(args)
-        if self.transcript:
-            log_sent(command, args)
-        await self._run(command, protocol.exchange(line, self.timeout), recipient=recipient)
-        return self._checked(command, recipient=recipient)
+        return await self._reply(
+            lambda session: session.command(command, *args, recipient=recipient)
+        )
 
-    def _before_end(self, to: tuple[str, ...]) -> None:
-        """Run the task's ``before_end_of_message`` hook; if it raises, nothing is written."""
-        hook = current_hook()
-        if hook is None or not to:  # no recipient: an empty DATA ending nothing deliverable
-            return
-        try:
-            hook(to)
-        except BaseException:
-            self.close()  # mid-transaction, the session cannot go on
-            raise
+    # -- driving the session over the edge ------------------------------------------
 
-    # -- the edge: translate everything below into smtpx ---------------------------
-
-    def _require(self) -> Transport:
-        if self._smtp is None or not self._smtp.is_connected:
+    def _require(self) -> Session:
+        session = self._session
+        if session is None or not self.connected:
+            if session is not None and session.error is not None:
+                raise session.error  # what closed it: a 421, a reply out of step
             raise e.ConnectionLost("not connected; call connect() first")
-        return self._smtp
+        return session
 
-    async def _run(self, command: Command, step: Any, *, recipient: str | None = None) -> None:
-        """Await one network step; on failure, close and raise the classified smtpx error."""
-        self._stage = command
-        try:
-            await step
-        except asyncio.CancelledError:
-            # A cancelled command leaves aiosmtplib desynchronised: never reuse it.
-            self.close()
-            raise
-        except e.SMTPError as error:
-            self.close()
-            if error.command is None:
-                error.command = command
-            if error.recipient is None:
-                error.recipient = recipient
-            raise
-        except SMTPConnectResponseError as exc:
-            # a negative greeting: its reply is classified like any other
-            raise self._checked_error(Command.CONNECT) from exc
-        except SMTPResponseException as exc:
-            if exc.code < 200 or self._last_reply() is None:
-                self.close()
-                raise e.ProtocolError(exc.message, command=command) from exc
-            raise self._checked_error(command, recipient=recipient) from exc
-        except BaseException as exc:
-            self.close()
-            raise translate(exc, command, recipient) from exc
+    async def _reply(self, intent: Any) -> Success:
+        """State one intent and wait for its reply: the success result, or its error."""
+        session = self._session
+        if session is None or (self._connection is None or self._connection.lost):
+            raise e.ConnectionLost("not connected; call connect() first")
+        return await self._run(StepsFlow(session, lambda: _one(session, intent), "reply"))
 
-    def _last_reply(self) -> Reply | None:
-        return self._smtp.last_reply if self._smtp is not None else None
+    async def _run(self, flow: Flow[T]) -> T:
+        connection, network = self._connection, self._network
+        if connection is None or network is None:
+            raise e.ConnectionLost("not connected; call connect() first")
+        return await connection.run(
+            flow,
+            network=network,
+            host=self.host,
+            context=self._context,
+            total=self._total,
+            total_detail=f"the send took longer than total_timeout={self.total_timeout}s",
+        )
 
-    def _checked(self, command: Command, *, recipient: str | None = None) -> Success:
-        reply = self._last_reply()
-        if reply is None:  # pragma: no cover - a step that succeeded always left a reply
-            raise e.ProtocolError("no reply recorded", command=command)
-        result = classify(command, reply, recipient=recipient)
-        if self.transcript:
-            log_reply(command, reply, result)
-        if isinstance(result, e.SMTPError):
-            if isinstance(result, e.ServiceUnavailable | e.ProtocolError):
-                self.close()  # 421 closes the channel; a protocol error desynchronises it
-            raise result
-        return result
 
-    def _checked_error(self, command: Command, *, recipient: str | None = None) -> e.SMTPError:
-        try:
-            self._checked(command, recipient=recipient)
-        except e.SMTPError as error:
-            return error
-        return e.UnexpectedReply(command=command, reply=self._last_reply())
+def _one(session: Session, intent: Any) -> Steps[Success]:
+    entry = intent(session)
+    yield entry
+    return ok(entry.result)
 
 
 async def send(

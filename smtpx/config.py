@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 import attrs
 
 from smtpx._address import check_hostname
-from smtpx._auth import Credentials
+from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.errors import UsageError
 

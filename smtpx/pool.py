@@ -19,19 +19,28 @@ from typing import Unpack
 import attrs
 
 from smtpx import errors as e
-from smtpx._commands import Command
 from smtpx._message import MessageInput
 from smtpx._reasons import Reason
 from smtpx.client import Client
 from smtpx.config import ClientConfig, ClientOptions, resolve_config
+from smtpx.protocol.interruptions import Interruption, verdict
+from smtpx.protocol.session import Session
 from smtpx.results import SendResult
 from smtpx.retry import RetryEvent, RetryPolicy
 
-# Failures that mean "this reused connection had gone stale" when they come
-# before the message was sent: nothing was delivered, so a fresh connection
-# may safely try again once.
-_STALE = (e.ConnectionLost, e.ServiceUnavailable)
-_BEFORE_DATA = frozenset({Command.MAIL, Command.RSET, Command.NOOP})
+
+def _stale(client: Client, session: Session | None) -> bool:
+    """Whether a send failed because the reused connection behind ``session`` had gone
+    stale, and a fresh connection may safely try again: the session was interrupted
+    (or closed by a 421, judged from the ledger like a loss at that point) and the
+    verdict knows of no recipient whose delivery is unknown.  The ledger decides, never
+    the command that happened to be under way."""
+    if session is None or client.session is not session or not session.closed:
+        return False
+    judged = session.verdict
+    if judged is None and isinstance(session.error, e.ServiceUnavailable):
+        judged = verdict(session.ledger, Interruption.CONNECTION_LOST)
+    return judged is not None and judged.unknown == ()
 
 
 @attrs.define
@@ -241,7 +250,8 @@ class Pool:
                 await self._limiter.acquire()
             async with self._slots:
                 slot = await self._borrow()
-                reused = slot.messages > 0
+                # the session the send starts on, if it reuses an open connection
+                reused = slot.client.session if slot.client.connected else None
                 try:
                     try:
                         result = await self._watched(
@@ -249,8 +259,8 @@ class Pool:
                                 message, sender=sender, recipients=recipients, retry=retry
                             )
                         )
-                    except _STALE as error:
-                        if not (reused and error.command in _BEFORE_DATA):
+                    except e.SMTPError:
+                        if not _stale(slot.client, reused):
                             raise
                         self.stats.stale_retries += 1
                         slot.client.close()

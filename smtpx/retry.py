@@ -298,12 +298,18 @@ class RetryPolicy:
 
 
 class _StopBeforeDeadline(stop_base):
-    def __init__(self, policy: RetryPolicy, started: float) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        started: float,
+        wait: Callable[[tenacity.RetryCallState], float],
+    ) -> None:
         self.deadline = started + policy.timeout
         self.clock = policy.clock
+        self.wait = wait
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self.clock() + (retry_state.upcoming_sleep or 0.0) > self.deadline
+        return self.clock() + self.wait(retry_state) > self.deadline
 
 
 class _StillPending(e.TransientError):
@@ -379,18 +385,24 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
             history.append(deferred[pending[0]])
             raise _StillPending(f"{len(pending)} recipient(s) deferred")
 
-    why = Reason.OTHER  # the reason that set the coming wait
+    planned: dict[int, tuple[float, Reason]] = {}  # failed attempt -> wait after it, why
+
+    def plan(state: tenacity.RetryCallState) -> tuple[float, Reason]:
+        # The longest of the waits the refusals still pending call for, drawn once per
+        # attempt (the jitter is random) for the wait, the deadline stop and before_sleep:
+        # tenacity before 8.3 asks the stop before the wait and has no
+        # ``RetryCallState.upcoming_sleep``; later releases ask the wait first.
+        if state.attempt_number not in planned:
+            pending_errors = [deferred[r] for r in pending if r in deferred] or history[-1:]
+            planned[state.attempt_number] = policy.wait(state.attempt_number, pending_errors)
+        return planned[state.attempt_number]
 
     def wait(state: tenacity.RetryCallState) -> float:
-        # The longest of the waits the refusals still pending call for.
-        nonlocal why
-        pending_errors = [deferred[r] for r in pending if r in deferred] or history[-1:]
-        seconds, why = policy.wait(state.attempt_number, pending_errors)
-        return seconds
+        return plan(state)[0]
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = history[-1]
-        seconds = state.upcoming_sleep or 0.0
+        seconds, why = plan(state)
         logger.warning(
             "attempt %d failed (%r); retrying %d recipient(s) in %.1fs (%s)",
             state.attempt_number,
@@ -406,7 +418,7 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
 
     retrying = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(policy.attempts)
-        | _StopBeforeDeadline(policy, policy.clock()),
+        | _StopBeforeDeadline(policy, policy.clock(), wait),
         wait=wait,
         retry=tenacity.retry_if_exception(policy.is_retryable),
         sleep=policy.sleep,

@@ -114,7 +114,7 @@ class _Session:
     async def locked(self, step: Callable[[Client], Coroutine[Any, Any, T]]) -> T:
         # send() takes this lock itself; connect, quit and close take it here, so that
         # they wait for a send in progress in another thread instead of cutting it off.
-        async with self.client._lock:
+        async with self.client.lock:
             return await step(self.client)
 
     def abandon(self) -> None:

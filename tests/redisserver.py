@@ -1,29 +1,24 @@
-"""A throwaway Redis for the task-queue tests (arq, Celery): ``redis-server`` from the
-Debian package, on a free loopback port, without persistence, stopped by its pid.
+"""A throwaway Redis on a free 127.0.0.1 port, for the arq task and the shared limits.
 
-Without the binary the tests skip, unless ``CI=true`` or ``SMTPX_REQUIRE_REAL_SERVERS=1``:
-then they fail.
+Redis comes from the Debian package ``redis-server``.  Without it the tests that need it
+skip, unless ``CI=true`` or ``SMTPX_REQUIRE_REAL_SERVERS=1``: then they fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ports import find_free_ports
 from realservers import real_servers_required
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def answers_ping(port: int) -> bool:
@@ -35,7 +30,7 @@ def answers_ping(port: int) -> bool:
         return False
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
         try:
@@ -43,39 +38,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def start_redis(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    for _ in range(5):  # another process may grab the free port first: pick another
-        port = free_port()
-        log = workdir / f"redis-{port}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 5
-        while process.poll() is None and time.monotonic() < deadline:
-            if answers_ping(port):
-                return process, port
-            time.sleep(0.02)
-        stop(process)
-    raise RuntimeError(f"redis-server did not start; its log:\n{log.read_text()}")
 
 
 def redis_binary() -> str:
@@ -87,3 +49,30 @@ def redis_binary() -> str:
             pytest.fail(message + " [CI=true or SMTPX_REQUIRE_REAL_SERVERS=1: not skipping]")
         pytest.skip(message)
     return binary
+
+
+@contextlib.contextmanager
+def running_redis(workdir: Path) -> Iterator[int]:
+    """``with running_redis(dir) as port:`` -- started, then stopped by PID."""
+    binary = redis_binary()
+    for _ in range(5):  # another process may grab the free port first: pick another
+        (port,) = find_free_ports(1)
+        log = workdir / f"redis-{port}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 5
+        while process.poll() is None and time.monotonic() < deadline:
+            if answers_ping(port):
+                try:
+                    yield port
+                finally:
+                    _stop(process)
+                return
+            time.sleep(0.02)
+        _stop(process)
+    raise RuntimeError(f"redis-server did not start; its log:\n{log.read_text()}")

@@ -16,7 +16,7 @@ from rawserver import RawServer
 
 import smtpx
 from smtpx import Command, RetryPolicy, VirtualClock
-from smtpx._transaction import CHUNK_IN_PIPELINE
+from smtpx.protocol import CHUNK_IN_PIPELINE
 from smtpx.testing import ScriptedServer
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}

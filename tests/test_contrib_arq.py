@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redisserver import answers_ping, redis_binary, start_redis, stop
+from redisserver import answers_ping, running_redis
 
 if os.environ.get("CI", "").lower() != "true":  # in CI a missing extra is an error
     pytest.importorskip("arq", reason="the arq task needs the arq extra")
@@ -43,11 +43,8 @@ GREYLISTED = "450 4.2.0 Greylisted, try again later"
 
 @pytest.fixture(scope="session")
 def redis_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSettings]:
-    process, port = start_redis(redis_binary(), tmp_path_factory.mktemp("redis"))
-    try:
+    with running_redis(tmp_path_factory.mktemp("redis")) as port:
         yield RedisSettings(host="127.0.0.1", port=port)
-    finally:
-        stop(process)
 
 
 @pytest.fixture
@@ -237,7 +234,6 @@ async def test_enqueue_mail_sends_bcc_without_the_header(
 
 
 def test_redis_is_stopped_by_pid(tmp_path: Path) -> None:
-    process, port = start_redis(redis_binary(), tmp_path)
-    stop(process)
-    assert process.returncode is not None
+    with running_redis(tmp_path) as port:
+        assert answers_ping(port)
     assert not answers_ping(port)

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from redisserver import redis_binary, start_redis, stop
+from redisserver import running_redis
 
 if os.environ.get("CI", "").lower() != "true":  # in CI a missing extra is an error
     pytest.importorskip("celery", reason="the Celery task needs the celery extra")
@@ -80,7 +80,11 @@ def celery_app(
 ) -> Iterator[ModuleType]:
     """The app module, imported here, with a worker running it in a subprocess."""
     workdir = tmp_path_factory.mktemp("celery")
-    redis, port = start_redis(redis_binary(), workdir)
+    with running_redis(workdir) as port:
+        yield from _worker(smtp, workdir, port)
+
+
+def _worker(smtp: ScriptedServer, workdir: Path, port: int) -> Iterator[ModuleType]:
     (workdir / "smtpx_celery_app.py").write_text(
         textwrap.dedent(APP.format(delay=DELAY, max_hint=MAX_HINT))
     )
@@ -125,7 +129,6 @@ def celery_app(
             worker.kill()
             worker.wait()
         log.close()
-        stop(redis)
 
 
 def _wait_for(worker: subprocess.Popen[bytes], module: ModuleType, log: Path) -> None:

@@ -572,3 +572,59 @@ def test_fail_silently_is_the_backends_own(server: ScriptedServer) -> None:
         warnings.filterwarnings("error", message=".*fail_silently.*")
         assert EmailBackend(fail_silently=True).fail_silently is True
         assert EmailBackend().fail_silently is False
+
+
+# -- SMTPX_OUTBOX: store, and let the outbox worker deliver --------------------------
+
+
+def test_with_an_outbox_messages_are_stored_not_sent(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import asyncio
+
+    from smtpx.outbox import Outbox, State
+
+    path = tmp_path / "outbox.db"
+    monkeypatch.setattr(settings, "SMTPX_OUTBOX", str(path), raising=False)
+    message = mail.EmailMessage(
+        "Receipt", "Thanks.", "shop@example.com", ["alice@example.com"], bcc=["audit@example.com"]
+    )
+    message.extra_headers["Message-ID"] = "<receipt-1@example.com>"
+    assert mail.get_connection().send_messages([message, message]) == 2
+    assert server.connections == 0  # nothing was sent inline
+    with Outbox(path) as outbox:
+        stats = outbox.stats()
+        assert stats.messages == 1  # the Message-ID is the idempotency key
+        assert stats.count(State.PENDING) == 2
+
+        async def deliver() -> None:
+            async with smtpx.Client(
+                server.host, server.port, tls=smtpx.TLSMode.NONE, local_hostname="worker.test"
+            ) as client:
+                await outbox.run(client, until_idle=True)
+
+        asyncio.run(deliver())
+        assert outbox.stats().count(State.ACCEPTED) == 2
+    (received,) = server.messages
+    assert received.rcpt_tos == ("alice@example.com", "audit@example.com")
+    assert b"Bcc" not in received.data and received.subject == "Receipt"
+
+
+@pytest.mark.parametrize("value", [3, ["a.db"], b"a.db"])
+def test_a_wrong_outbox_setting_is_a_usage_error(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_OUTBOX", value, raising=False)
+    with pytest.raises(smtpx.UsageError, match="SMTPX_OUTBOX"):
+        EmailBackend()
+
+
+def test_an_outbox_that_cannot_be_opened_fails_or_counts_zero(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from smtpx.outbox import StorageError
+
+    monkeypatch.setattr(settings, "SMTPX_OUTBOX", str(tmp_path / "no" / "x.db"), raising=False)
+    with pytest.raises(StorageError):
+        mail.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    assert mail.send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0

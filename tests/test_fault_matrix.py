@@ -910,8 +910,16 @@ SINK_CASES = [
         sink("-W", f"rcpt:{DELAY}", timeout=SHORT),
         Expect(smtpx.ResponseTimeout, None, Command.RCPT, None, SINK_RCPTS[1]),
         recipients=SINK_RCPTS,
+        refused=(
+            (
+                SINK_RCPTS[0],
+                Expect(smtpx.BadCommandSequence, 503, Command.RCPT, "5.5.1", SINK_RCPTS[0]),
+            ),
+        ),
         connected=False,
-        note="a server bug smtpx cannot see through; it still ends typed, nothing delivered",
+        note="a server bug smtpx cannot see through: DATA's 503 arrives where the first "
+        "RCPT's reply belongs and is reported as that recipient's refusal; it still ends "
+        "typed, nothing delivered",
     ),
     Case(
         "sink-A-0",
@@ -919,12 +927,12 @@ SINK_CASES = [
         "`-A 0`: after the 354, at once `550 This violates SMTP` and close, before the "
         "message is sent",
         sink("-A", "0"),
-        _e(smtpx.MailboxUnavailable, 550, Command.DATA_END),
+        _e(smtpx.ProtocolError, None, Command.DATA_END),
         recipients=SINK_RCPTS,
         connected=False,
-        note="the server replied, so delivery is known (refused): not DeliveryUnknown; the "
-        "well-formed 550 is no ProtocolError.  smtpx reads the reply the server left "
-        "before closing instead of failing on the closed socket",
+        note="the 550 arrives before the message was sent, when no command waits for a "
+        "reply: it answers nothing, so smtpx never pairs it with an end of data it did not "
+        "send; nothing was delivered, and every recipient is undelivered",
     ),
     Case(
         "sink-A-1",

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tls_ca import LocalCA
 
 import smtpx
-from smtpx import _wire
+from smtpx import _edge
 from smtpx.cli.app import cli
 from smtpx.testing import ScriptedServer
 
@@ -24,7 +24,7 @@ MESSAGE = b"From: alice@example.com\r\nTo: bob@example.com\r\n\r\nHello.\r\n"
 @pytest.fixture
 def quick_probe(monkeypatch: pytest.MonkeyPatch) -> float:
     """Probe the port's TLS mode after 0.2 s of silence instead of 2 s."""
-    monkeypatch.setattr(_wire, "GREETING_PROBE_AFTER", 0.2)
+    monkeypatch.setattr(_edge, "GREETING_PROBE_AFTER", 0.2)
     return 0.2
 
 
@@ -145,18 +145,14 @@ async def test_a_host_that_does_not_exist_is_permanent() -> None:
 def test_a_resolver_that_cannot_answer_stays_transient() -> None:
     import socket
 
-    from smtpx._translate import translate
+    from smtpx._edge import connect_error
 
     for code, expected in [
         (socket.EAI_AGAIN, smtpx.ConnectError),
         (socket.EAI_FAIL, smtpx.ConnectError),
         (socket.EAI_NONAME, smtpx.HostNotFound),
     ]:
-        from aiosmtplib.errors import SMTPConnectError
-
-        outer = SMTPConnectError("Error connecting")
-        outer.__cause__ = socket.gaierror(code, "resolver said no")
-        error = translate(outer, smtpx.Command.CONNECT, None)
+        error = connect_error(socket.gaierror(code, "resolver said no"), "mx.test", 25)
         assert type(error) is expected
         assert error.retryable is (expected is smtpx.ConnectError)
 

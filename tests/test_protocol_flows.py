@@ -15,8 +15,8 @@ from memory_server import MemoryServer, Script
 from protocol_harness import Pump, Run, Shape, envelope, run_shape
 
 from smtpx import errors as e
-from smtpx._auth import Credentials
 from smtpx._commands import Command
+from smtpx._secret import Credentials
 from smtpx.protocol import (
     Action,
     AuthFlow,
@@ -152,7 +152,7 @@ LARGE = b"0123456789abcdef\r\n" * 16_000  # over CHUNK_IN_PIPELINE
 
 def test_a_large_message_waits_for_a_recipient_before_its_chunk() -> None:
     refusing = send(Script(chunking=True, refuse={THREE[0]: "550 5.1.1 no"}), THREE[0], body=LARGE)
-    assert type(error_of(refusing)) is e.AllRecipientsRejected
+    assert isinstance(error_of(refusing), e.AllRecipientsRejected)
     assert "BDAT" not in commands(refusing) and not refusing.server.ends  # nothing sent
     accepting = send(Script(chunking=True), THREE[0], body=LARGE)
     assert result_of(accepting).accepted == (THREE[0],)

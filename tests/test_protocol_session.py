@@ -218,11 +218,17 @@ def test_a_refusal_before_the_end_of_the_message_was_sent_stands() -> None:
     assert type(end.result) is e.MessageTooLarge and not session.closed
 
 
-def test_replies_after_the_starttls_220_are_an_injection() -> None:
+def test_replies_after_the_starttls_220_are_discarded() -> None:
     session = ready()
     session.starttls()
     answer(session, b"220 go ahead\r\n250 injected\r\n")
-    assert session.closed and isinstance(session.error, e.ProtocolError)
+    session.receive_data(b"250 more injected\r\n")
+    assert session.state is State.TLS_HANDSHAKE and session.error is None
+    session.tls_established()
+    entry = session.ehlo()
+    session.wrote(len(session.data_to_send()))
+    session.receive_data(b"250 mx.test\r\n")
+    assert entry.reply is not None and entry.reply.text == "mx.test"
 
 
 def test_after_tls_the_extensions_are_forgotten_until_ehlo() -> None:

@@ -54,3 +54,20 @@ def test_blocking_session_example() -> None:
     assert "server said: 250 OK" in out
     assert "  BDAT LAST: fully written, reply 250" in out  # the ledger, entry by entry
     assert out[-1] == "the server got 'Your order has shipped' for alice@example.com"
+
+
+def test_outbox_example() -> None:
+    out = run("outbox.py")
+    assert out[:4] == [
+        "alice@example.com: accepted, 1 attempt(s)",
+        "bob@example.com: accepted, 2 attempt(s)",
+        "nobody@example.com: refused, 1 attempt(s)  (NoSuchMailbox)",
+        "carol@example.com: delivery_unknown, 1 attempt(s)  (DeliveryUnknown)",
+    ]
+    assert "unknown: ['carol@example.com']" in out
+    assert "accepted: 3 refused: 1" in out
+    # one copy each; carol's second was asked for, after the lost reply
+    assert out[-1] == (
+        "copies on the server: "
+        "{'alice@example.com': 1, 'bob@example.com': 1, 'carol@example.com': 2}"
+    )

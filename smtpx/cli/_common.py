@@ -229,6 +229,28 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def client_options(
+    tls: str,
+    ca_file: Path | None,
+    timeout: float,
+    local_hostname: str | None,
+    allow_plaintext_auth: bool,
+    user: str | None,
+) -> dict[str, Any]:
+    """The ``Client`` keyword arguments that a command's connection options make (in the
+    order the commands declare them)."""
+    options: dict[str, Any] = {
+        "tls": TLSMode(tls),
+        "tls_context": tls_context(ca_file),
+        "timeout": timeout,
+        "local_hostname": local_hostname,
+        "allow_plaintext_auth": allow_plaintext_auth,
+    }
+    if user is not None:
+        options["credentials"] = (user, password_for(user))
+    return options
+
+
 def password_for(user: str) -> str:
     """From $SMTPX_PASSWORD; else a hidden prompt on a terminal; else the first line of
     standard input (``... | smtpx send --user app``); never from argv.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,9 @@ from typing import Any
 import click
 
 from smtpx import errors as e
-from smtpx._auth import Credentials
 from smtpx._commands import Command
 from smtpx._reply import Reply
+from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.cli._common import (
     EXIT_CODES_HELP,
@@ -93,10 +92,7 @@ def _name(parts: Any) -> str:
 
 
 def _print_tls(client: Client) -> None:
-    smtp = client._smtp  # the transport: smtpx.Client does not expose the TLS session
-    tls: ssl.SSLObject | None = None
-    with contextlib.suppress(Exception):
-        tls = smtp.get_transport_info("ssl_object") if smtp is not None else None
+    tls = client.ssl_object
     if tls is None:
         echo("TLS:          none (plaintext)", fg="yellow")
         return

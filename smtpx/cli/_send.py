@@ -11,18 +11,16 @@ from typing import Any, TextIO
 import click
 
 from smtpx import errors as e
-from smtpx._tls import TLSMode
 from smtpx.cli._common import (
     EXIT_CODES_HELP,
     Exit,
+    client_options,
     echo,
     exit_code,
     explain_error,
-    password_for,
     print_failure,
     print_result,
     timeout_option,
-    tls_context,
     tls_options,
     tone,
 )
@@ -111,15 +109,7 @@ def send(
         raise click.UsageError("give --to or --to-file, not both")
     if eml is None and (sender is None or not (to or to_file)):
         raise click.UsageError("without --eml, --from and --to (or --to-file) are required")
-    options: dict[str, Any] = {
-        "tls": TLSMode(tls),
-        "tls_context": tls_context(ca_file),
-        "timeout": timeout,
-        "local_hostname": local_hostname,
-        "allow_plaintext_auth": allow_plaintext_auth,
-    }
-    if user is not None:
-        options["credentials"] = (user, password_for(user))
+    options = client_options(tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user)
     policy = None
     if retry:
         policy = RetryPolicy(attempts=retry + 1, backoff=Backoff(initial=retry_wait))

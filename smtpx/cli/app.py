@@ -1,4 +1,4 @@
-"""The ``smtpx`` click group: ``send``, ``probe``, ``explain``, ``serve``."""
+"""The ``smtpx`` click group: ``send``, ``probe``, ``explain``, ``serve``, ``outbox``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from smtpx.cli._common import EXIT_CODES_HELP, honour_no_color
 from smtpx.cli._explain import explain
+from smtpx.cli._outbox import outbox
 from smtpx.cli._probe import probe
 from smtpx.cli._send import send
 from smtpx.cli._serve import serve
@@ -29,3 +30,4 @@ cli.add_command(send)
 cli.add_command(probe)
 cli.add_command(explain)
 cli.add_command(serve)
+cli.add_command(outbox)

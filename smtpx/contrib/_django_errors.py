@@ -189,6 +189,8 @@ _BY_COMMAND: dict[str, type[smtplib.SMTPResponseException]] = {
     # STARTTLS (starttls(): a reply other than 220), RSET, QUIT...: the base class
 }
 
+# An established connection that the other side closed or reset
+_CLOSED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 # Where the OSErrors that smtplib lets through are defined (not aiosmtplib's subclasses)
 _PYTHONS_OWN = frozenset({"builtins", "socket", "ssl"})
 
@@ -209,10 +211,12 @@ def _without_reply(error: smtpx.SMTPError) -> tuple[type[BaseException], ...] | 
         return (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, TimeoutError)
     if isinstance(error, smtpx.ConnectError | smtpx.HostNotFound):
         cause = _os_cause(error)
-        if cause is None:  # connected, then closed before the greeting
-            return (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected)
+        seen = (type(cause),) if cause is not None else ()
+        if cause is None or isinstance(cause, _CLOSED):
+            # connected, then closed before the greeting: getreply() says disconnected
+            return (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, *seen)
         # refused, unreachable, no such host: smtplib lets the OSError through
-        return (smtplib.SMTPConnectError, type(cause))
+        return (smtplib.SMTPConnectError, *seen)
     if isinstance(error, smtpx.NetworkError):
         # ConnectionLost, ResponseTimeout, DeliveryUnknown: getreply() turns a closed
         # connection and a read time-out alike into this

@@ -31,8 +31,15 @@ Django's cached ``DNS_NAME`` as Django does, and these:
     name or number, ``"WARNING"`` by default; ``None`` logs nothing.
 ``SMTPX_OPTIONS`` (option ``client_options``)
     Other :class:`smtpx.Client` arguments, e.g. ``{"local_hostname": "web1.example.com"}``.
+``SMTPX_OUTBOX``
+    ``None`` (the default: send inline), or the path of a :class:`smtpx.outbox.Outbox`
+    database. Then ``send_messages`` does not connect at all: it stores each message in
+    the outbox (on disk before it returns) and a worker, ``smtpx outbox run PATH ...``,
+    delivers it, retrying as the outbox does. A ``Message-ID`` you set (in ``headers``)
+    is the idempotency key: storing that message twice stores it once.
 
-``send_messages`` returns how many messages at least one recipient accepted. A message
+``send_messages`` returns how many messages at least one recipient accepted (with
+``SMTPX_OUTBOX``: how many were stored). A message
 some recipients refused still counts; each refusal is logged. With
 ``fail_silently=False`` a failure raises its typed :class:`smtpx.SMTPError`
 (``AuthFailed``, ...), which is also the exception Django's SMTP backend raises in that
@@ -52,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import email.message
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Coroutine, Sequence
@@ -70,6 +78,7 @@ from smtpx.contrib._django_errors import (
     RecipientsRefused,
     compatible,
 )
+from smtpx.outbox import Outbox, StorageError
 
 __all__ = ["AllRecipientsDeferred", "AllRecipientsRejected", "EmailBackend", "RecipientsRefused"]
 
@@ -133,6 +142,12 @@ def _log_level(setting: object) -> int | None:
     raise smtpx.UsageError(
         f'SMTPX_LOG_LEVEL must be a logging level ("WARNING", 30) or None: {setting!r}'
     )
+
+
+def _outbox_path(setting: object) -> str | None:
+    if setting is None or isinstance(setting, str | os.PathLike):
+        return None if setting is None else os.fspath(setting)
+    raise smtpx.UsageError(f"SMTPX_OUTBOX must be None or a database path, not {setting!r}")
 
 
 def _address(value: object) -> str:
@@ -210,6 +225,8 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         self.log_level = _log_level(_setting(log_level, "SMTPX_LOG_LEVEL", "WARNING"))
         self.options: dict[str, Any] = dict(_setting(client_options, "SMTPX_OPTIONS") or {})
         self.config = self._config()  # a wrong setting fails here, not at the first send
+        self.outbox_path = _outbox_path(getattr(settings, "SMTPX_OUTBOX", None))
+        self.outbox: Outbox | None = None
         self.client: smtpx.Client | None = None
         self._loop = _LoopThread()
         self._lock = threading.RLock()
@@ -247,6 +264,8 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
     def open(self) -> bool | None:
         """Connect (and authenticate). True if a new connection was opened, False if one
         was open already, None if connecting failed silently."""
+        if self.outbox_path is not None:
+            return self._open_outbox()
         if self.client is not None:
             return False
         client = self._make_client()
@@ -264,11 +283,29 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
     def close(self) -> None:
         """QUIT and stop the background loop."""
         client, self.client = self.client, None
+        outbox, self.outbox = self.outbox, None
         try:
             if client is not None:
                 self._loop.run(client.quit())
+            if outbox is not None:
+                self._loop.run(_close(outbox))
         finally:
             self._loop.stop()
+
+    def _open_outbox(self) -> bool | None:
+        if self.outbox is not None:
+            return False
+        assert self.outbox_path is not None
+        try:
+            # made on the loop thread, which alone uses its SQLite connection
+            self.outbox = self._loop.run(_open(self.outbox_path))
+        except StorageError as error:
+            self._loop.stop()
+            if not self.fail_silently:
+                raise
+            self._log("could not open the outbox %s: %s", self.outbox_path, error)
+            return None
+        return True
 
     def send_messages(self, email_messages: Sequence[Any]) -> int:
         """Send each message; return how many at least one recipient accepted."""
@@ -276,12 +313,15 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
             return 0
         with self._lock:
             new_connection = self.open()
-            if self.client is None or new_connection is None:
+            if new_connection is None or (self.client or self.outbox) is None:
                 return 0
             sent = 0
             try:
                 for message in email_messages:
-                    sent += self._send(self.client, message)
+                    if self.outbox is not None:
+                        sent += self._store(self.outbox, message)
+                    elif self.client is not None:
+                        sent += self._send(self.client, message)
             finally:
                 if new_connection:
                     self.close()
@@ -314,6 +354,32 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
             )
         return True
 
+    def _store(self, outbox: Outbox, message: Any) -> bool:
+        recipients = [_address(r) for r in message.recipients()]
+        if not recipients:
+            return False
+        # A Message-ID the caller set is the key; Django makes a new one on every build.
+        headers = getattr(message, "extra_headers", None) or {}
+        key = next((str(v) for k, v in headers.items() if k.lower() == "message-id"), None)
+        sender = _address(message.from_email)
+        try:
+            self._loop.run(
+                outbox.put(
+                    _content(message),
+                    sender=sender,
+                    recipients=recipients,
+                    key=key.strip() if key else None,
+                )
+            )
+        except (smtpx.SMTPError, StorageError) as error:
+            if not self.fail_silently:
+                if isinstance(error, smtpx.SMTPError):
+                    _raise(error, sender=sender)
+                raise
+            self._log("message %r not stored in the outbox: %s", message.subject, error)
+            return False
+        return True
+
     def _log(self, text: str, *args: Any, error: smtpx.SMTPError | None = None) -> None:
         if self.log_level is None:
             return
@@ -340,3 +406,11 @@ def _raise(error: smtpx.SMTPError, *, sender: str | None = None) -> NoReturn:
         raise error
     cause = error if isinstance(error, smtpx.RecipientsRefused) else error.__cause__
     raise converted.with_traceback(error.__traceback__) from cause
+
+
+async def _open(path: str) -> Outbox:
+    return Outbox(path)
+
+
+async def _close(outbox: Outbox) -> None:
+    outbox.close()

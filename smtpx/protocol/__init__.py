@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smtpx._message import Envelope, prepare
-    from smtpx.protocol.flow import Action, Flow, ReplyFlow
+    from smtpx.protocol.flow import Action, Flow, ReplyFlow, StepsFlow
     from smtpx.protocol.framing import ReplyFramer
     from smtpx.protocol.interruptions import Fate, Interruption, Verdict, verdict
     from smtpx.protocol.ledger import Entry, Ledger, Transaction, WriteState
@@ -36,6 +36,7 @@ _WHERE = {
     "Action": "flow",
     "Flow": "flow",
     "ReplyFlow": "flow",
+    "StepsFlow": "flow",
     "ReplyFramer": "framing",
     "Entry": "ledger",
     "Ledger": "ledger",
@@ -77,6 +78,7 @@ __all__ = [
     "SetupFlow",
     "StartTLS",
     "State",
+    "StepsFlow",
     "Transaction",
     "Verdict",
     "WriteState",

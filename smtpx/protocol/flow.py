@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Generic, TypeVar
 
 from smtpx import errors as e
@@ -156,3 +156,19 @@ class ReplyFlow(Flow[Success]):
     def steps(self) -> Steps[Success]:
         yield self.entry
         return ok(self.entry.result)
+
+
+class StepsFlow(Flow[T]):
+    """Runs the steps a generator function makes of ``session`` (an exchange of a few
+    intents, such as DATA and its payload, or a pipelined group)."""
+
+    def __init__(self, session: Session, make: Callable[[], Steps[T]], name: str = "") -> None:
+        self._make = make
+        self.name = name
+        super().__init__(session)
+
+    def __repr__(self) -> str:
+        return f"<StepsFlow {self.name}>"
+
+    def steps(self) -> Steps[T]:
+        return (yield from self._make())

@@ -117,9 +117,7 @@ class Verdict:
         elif self.mail_refusal is not None:
             error = self.mail_refusal
         elif self.recipients and len(refused) == len(self.recipients):
-            transient = all(refusal.retryable for refusal in refused.values())
-            cls = e.AllRecipientsDeferred if transient else e.AllRecipientsRejected
-            error = cls(command=Command.RCPT)
+            error = e.recipients_refused(refused, command=Command.RCPT)
         else:
             error = self._plain_error()
         error.rejected = {**refused, **error.rejected}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from smtpx._secret import Secret
 from smtpx.errors import InvalidEnvelope, InvalidMessage
 
 # Any C0 control or DEL in a command line could end it early and inject another.
@@ -18,6 +19,15 @@ def command_line(args: Iterable[bytes]) -> bytes:
         # the line itself stays out of the message: it could be an AUTH step
         raise InvalidEnvelope("a command argument contains a control character (CR, LF, NUL...)")
     return line + b"\r\n"
+
+
+def secret_line(args: Iterable[bytes]) -> Secret:
+    """An AUTH line: as ``command_line``, but a ``Secret`` from the join to the write, so
+    that no frame holds the credentials it carries as plain bytes."""
+    line = Secret(b" ".join(args))
+    if _CONTROL.search(line):
+        raise InvalidEnvelope("a command argument contains a control character (CR, LF, NUL...)")
+    return Secret(line + b"\r\n")
 
 
 def check_payload(payload: bytes) -> bytes:

@@ -143,9 +143,7 @@ class MailFlow(Flow[SendResult]):
 
     def _check_someone_accepted(self) -> None:
         if not self.accepted:
-            every_transient = all(err.retryable for err in self.rejected.values())
-            error = e.AllRecipientsDeferred if every_transient else e.AllRecipientsRejected
-            raise error(command=Command.RCPT)
+            raise e.recipients_refused(self.rejected, command=Command.RCPT)
 
     def _message(self) -> Steps[Reply]:
         """The message itself, once a recipient has accepted: BDAT when offered, else DATA."""

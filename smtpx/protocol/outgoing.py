@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections import deque
 
+from smtpx._secret import Secret
 from smtpx.protocol.ledger import Entry
 
 
 class Outgoing:
     """A queue of ledger entries whose octets are not all handed out yet."""
 
-    __slots__ = ("_entries", "_offset", "pending", "taken")
+    __slots__ = ("_entries", "_offset", "_secret", "pending", "taken")
 
     def __init__(self) -> None:
         self._entries: deque[Entry] = deque()
         self._offset = 0  # octets of the first entry already handed out
+        self._secret = False  # an AUTH line is queued: what is handed out stays a Secret
         #: Octets queued and not handed out yet.
         self.pending = 0
         #: Octets handed out so far.
@@ -31,11 +33,14 @@ class Outgoing:
     def append(self, entry: Entry) -> None:
         self._entries.append(entry)
         self.pending += entry.size
+        if type(entry.parts[0]) is Secret:
+            self._secret = True
 
     def clear(self) -> None:
         self._entries.clear()
         self._offset = 0
         self.pending = 0
+        self._secret = False
 
     def take(self, limit: int) -> bytes | memoryview:
         """Up to ``limit`` octets, in order (empty when there are none)."""
@@ -49,7 +54,12 @@ class Outgoing:
             entries.clear()
             self.taken += pending
             self.pending = 0
-            return parts[0] if len(parts) == 1 else b"".join(parts)
+            if len(parts) == 1:
+                return parts[0]
+            if self._secret:
+                self._secret = False
+                return Secret(b"".join(parts))
+            return b"".join(parts)
         pieces: list[bytes | memoryview] = []
         room = limit
         while entries and room:
@@ -75,4 +85,7 @@ class Outgoing:
         self.pending -= limit - room
         if len(pieces) == 1:
             return pieces[0]
+        if self._secret:
+            self._secret = bool(entries)
+            return Secret(b"".join(pieces))
         return b"".join(pieces)

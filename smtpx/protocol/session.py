@@ -30,11 +30,12 @@ from smtpx._classify import classify
 from smtpx._commands import Command
 from smtpx._data import END_OF_DATA, encode_data, normalize
 from smtpx._reply import Reply
+from smtpx._secret import Secret
 from smtpx.protocol.framing import ReplyFramer
 from smtpx.protocol.interruptions import Interruption, Verdict, verdict
 from smtpx.protocol.ledger import Entry, Ledger
 from smtpx.protocol.limits import WRITE_SLICE
-from smtpx.protocol.lines import check_payload, command_line, parse_extensions
+from smtpx.protocol.lines import check_payload, command_line, parse_extensions, secret_line
 from smtpx.protocol.outgoing import Outgoing
 from smtpx.protocol.states import (
     BARRIERS,
@@ -62,6 +63,13 @@ _MAIL, _RCPT, _DATA, _DATA_END, _BDAT = (
 _EHLO, _HELO, _AUTH, _STARTTLS = Command.EHLO, Command.HELO, Command.AUTH, Command.STARTTLS
 _I_MAIL, _I_RCPT, _I_DATA, _I_PAYLOAD = Intent.MAIL, Intent.RCPT, Intent.DATA, Intent.DATA_PAYLOAD
 _I_BDAT, _I_BDAT_LAST, _I_RSET = Intent.BDAT, Intent.BDAT_LAST, Intent.RSET
+
+# The intent a command line of the escape hatch (``Session.command``) stands for.
+_INTENT_OF: dict[Command, Intent] = {
+    command: Intent[command.name]
+    for command in Command
+    if command.name in Intent.__members__ and command is not Command.BDAT
+}
 
 
 class Session:
@@ -146,16 +154,49 @@ class Session:
             raise SessionStateError("the session is already encrypted", command=Command.STARTTLS)
         return self._command(Intent.STARTTLS, Command.STARTTLS, b"STARTTLS")
 
-    def auth(self, mechanism: str, initial_response: bytes | None = None) -> Entry:
-        """``AUTH <mechanism> [initial-response]``; the response is sent base64-encoded."""
+    def auth(
+        self, mechanism: str, initial_response: bytes | None = None, *, encoded: bool = False
+    ) -> Entry:
+        """``AUTH <mechanism> [initial-response]``; the response is sent base64-encoded
+        (``encoded``: it already is, a ``Secret`` such as ``Credentials.plain()``).
+
+        Every AUTH line is kept as a ``Secret`` until it is written."""
         args = [b"AUTH", mechanism.upper().encode("ascii")]
         if initial_response is not None:
-            args.append(base64.b64encode(initial_response) if initial_response else b"=")
-        return self._command(Intent.AUTH, Command.AUTH, *args)
+            if encoded:
+                args.append(initial_response)
+            else:
+                args.append(
+                    Secret(base64.b64encode(initial_response)) if initial_response else b"="
+                )
+        return self._queue(Intent.AUTH, _AUTH, (secret_line(args),))
 
-    def auth_response(self, response: bytes) -> Entry:
-        """The client's answer to a 334 challenge, sent base64-encoded."""
-        return self._command(Intent.AUTH_RESPONSE, Command.AUTH, base64.b64encode(response))
+    def auth_response(self, response: bytes, *, encoded: bool = False) -> Entry:
+        """The client's answer to a 334 challenge, sent base64-encoded (``encoded``: it
+        already is)."""
+        line = secret_line((response if encoded else Secret(base64.b64encode(response)),))
+        return self._queue(Intent.AUTH_RESPONSE, _AUTH, (line,))
+
+    def command(self, command: Command, *args: bytes, recipient: str | None = None) -> Entry:
+        """The escape hatch: one command line of ``args``, its reply classified as
+        ``command``.  The state table applies as for the intent ``command`` names (an
+        AUTH line in a challenged exchange is its response); MAIL starts a transaction
+        and RCPT joins it, as their own intents do."""
+        intent = _INTENT_OF.get(command)
+        if intent is None:
+            raise e.UsageError(f"{command.label} is not sent as a command line", command=command)
+        if command is _AUTH:
+            if self.state is _CHALLENGED:
+                intent = Intent.AUTH_RESPONSE
+            return self._queue(intent, command, (secret_line(args),))
+        entry = self._queue(intent, command, (command_line(args),), recipient)
+        if command is _MAIL:
+            self.ledger.begin_transaction(entry, ())
+        elif command is _RCPT and recipient is not None:
+            transaction = self.ledger.transaction
+            assert transaction is not None  # RCPT is allowed only in a transaction
+            transaction.rcpts[recipient] = entry
+        return entry
 
     def mail(
         self, sender: str, options: Iterable[str] = (), *, recipients: Iterable[str] = ()
@@ -257,8 +298,11 @@ class Session:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Octets from the server: each complete reply answers the oldest waiting command."""
-        if self.state is _CLOSED:
-            return  # after QUIT, a 421 or a protocol error, further octets mean nothing
+        state = self.state
+        if state is _CLOSED or state is _TLS_HANDSHAKE:
+            # after QUIT, a 421 or a protocol error, further octets mean nothing; before
+            # the handshake they are plaintext nobody may answer for (RFC 3207 §5)
+            return
         for start in range(0, len(data), WRITE_SLICE):
             piece = data if len(data) <= WRITE_SLICE else data[start : start + WRITE_SLICE]
             if not self._frame(piece):
@@ -364,13 +408,11 @@ class Session:
                 state = self.state
                 if state is _CLOSED:
                     return False
-                if state is _TLS_HANDSHAKE and framer.unread:
-                    # octets after STARTTLS' 220 and before the handshake: a man in the
-                    # middle injecting replies for the encrypted session (RFC 3207 §5)
-                    raise e.ProtocolError(
-                        "the server sent more after accepting STARTTLS",
-                        command=Command.STARTTLS,
-                    )
+                if state is _TLS_HANDSHAKE:
+                    # octets after STARTTLS' 220 and before the handshake may be a man in
+                    # the middle's replies for the encrypted session (RFC 3207 §5,
+                    # CVE-2011-0411): discarded (tls_established() frames afresh)
+                    return False
         except e.ProtocolError as error:
             self._broken(error)
             return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import hmac
 from typing import Protocol
 
 from smtpx import errors as e
@@ -27,13 +26,19 @@ MECHANISMS_PLAINTEXT = ("CRAM-MD5", "PLAIN", "LOGIN")
 
 
 class Secret(Protocol):
-    """A user name and password (``smtpx.Credentials``)."""
+    """A user name and password that builds its own AUTH responses as ``Secret`` bytes
+    (``smtpx.Credentials``), so that no frame here ever holds the password."""
 
     @property
     def username(self) -> str: ...
 
-    @property
-    def password(self) -> str: ...
+    def plain(self) -> bytes: ...
+
+    def login_username(self) -> bytes: ...
+
+    def login_password(self) -> bytes: ...
+
+    def cram_md5(self, nonce: bytes) -> bytes: ...
 
 
 class StartTLS(enum.Enum):
@@ -98,13 +103,15 @@ def login(
             f"smtpx implements {', '.join(MECHANISMS_TLS)}",
             command=Command.AUTH,
         )
-    user, password = secret.username.encode(), secret.password.encode()
+    # Each response is a base64 ``Secret`` built by the credentials themselves.
     if mechanism == "PLAIN":
-        last = session.auth("PLAIN", b"\0%s\0%s" % (user, password))
+        last = session.auth("PLAIN", secret.plain(), encoded=True)
     elif mechanism == "LOGIN":
         yield from _challenge(session, session.auth("LOGIN"))
-        yield from _challenge(session, session.auth_response(user))
-        last = session.auth_response(password)
+        yield from _challenge(
+            session, session.auth_response(secret.login_username(), encoded=True)
+        )
+        last = session.auth_response(secret.login_password(), encoded=True)
     else:
         challenge = yield from _challenge(session, session.auth("CRAM-MD5"))
         try:
@@ -114,8 +121,7 @@ def login(
             raise e.ProtocolError(
                 "the CRAM-MD5 challenge is not base64", command=Command.AUTH, reply=challenge.reply
             ) from exc
-        digest = hmac.new(password, nonce, "md5").hexdigest()
-        last = session.auth_response(user + b" " + digest.encode())
+        last = session.auth_response(secret.cram_md5(nonce), encoded=True)
     yield last
     result = ok(last.result)
     if not isinstance(result, Authenticated):

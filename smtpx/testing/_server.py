@@ -6,6 +6,7 @@ import asyncio
 import email.policy
 import logging
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -344,14 +345,30 @@ class _ScriptedSMTP(SMTP):
         super().connection_lost(error)
 
     def abort(self) -> None:
-        for transport in (self._original_transport, self.transport):
-            if isinstance(transport, asyncio.Transport):
-                transport.abort()
+        # After STARTTLS, aborting the TCP transport also ends the TLS layer above it, and
+        # leaves the TLS transport alone (see _abort); implicit TLS has only the TLS one.
+        transport = self._original_transport or self.transport
+        if isinstance(transport, asyncio.Transport):
+            _abort(transport)
         # An aborted STARTTLS handshake never calls connection_lost(): cancel directly.
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()
+
+
+# CPython 3.11.0-3.11.3: a TLS transport closed twice (aiosmtpd does so after QUIT) drops
+# its protocol, and abort() then raises AttributeError (python/cpython gh-98539, fixed in
+# 3.11.4 by gh-104474).  The fixed abort() does nothing in that state; do the same.
+_TLS_ABORT_AFTER_CLOSE_RAISES: Final = sys.version_info < (3, 11, 4)
+
+
+def _abort(transport: asyncio.Transport) -> None:
+    try:
+        transport.abort()
+    except AttributeError:
+        if not (_TLS_ABORT_AFTER_CLOSE_RAISES and transport.is_closing()):
+            raise
 
 
 class ScriptedServer:

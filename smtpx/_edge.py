@@ -1,0 +1,497 @@
+"""The asyncio edge: moves octets between a ``smtpx.protocol.Session`` and a socket.
+
+Everything below smtpx is met here and nowhere else: the event loop, ``ssl``,
+``OSError`` and asyncio's exceptions are translated into smtpx errors in this module
+(the original kept as ``__cause__``).  The edge decides nothing about SMTP: it writes
+what the session gives, feeds it what the server sends, and reports what happened to
+the connection (``Session.interrupt``); flows and the session's ledger decide.
+
+aiosmtplib names used that are not public API: none.  The connection is opened with
+``loop.create_connection`` itself: aiosmtplib's ``SMTP.connect()`` reads the greeting
+with its own (lenient) parser and its protocol is not a buffered one, so taking the
+connection through it would add a parser to work around and private names to track,
+and nothing the session needs.  aiosmtplib's exceptions can therefore not arise.
+
+``NETWORK`` (a context variable) is the seam for tests: a ``Network`` opens the
+connection and does the STARTTLS handshake; an in-memory one runs the real client
+over a scripted server without sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from smtpx import errors as e
+from smtpx._commands import Command
+from smtpx._end_of_message import current_hook
+from smtpx._transcript import log_entry, log_reply
+from smtpx.protocol.flow import Action, Flow
+from smtpx.protocol.interruptions import Interruption
+from smtpx.protocol.ledger import Entry
+from smtpx.protocol.limits import WRITE_SLICE
+from smtpx.protocol.session import Session
+
+T = TypeVar("T")
+
+#: Non-public aiosmtplib names this module relies on (tested against every allowed
+#: aiosmtplib version): none.
+AIOSMTPLIB_PRIVATE_NAMES: tuple[str, ...] = ()
+
+_READ_SIZE = 64 * 1024  # octets per read from the socket
+_SEND, _RECEIVE, _START_TLS = Action.SEND, Action.RECEIVE, Action.START_TLS
+
+# getaddrinfo's answers that the name does not exist (or has no address): permanent.
+# EAI_AGAIN (the resolver could not answer) and the rest stay transient ConnectErrors.
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+# What OpenSSL reports when the first bytes from the peer are not a TLS record but,
+# say, "220 mail.example.com ESMTP": the peer speaks plaintext SMTP.
+_PLAINTEXT_ANSWER = frozenset(
+    {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}
+)
+# With no greeting after this long, check whether the port expects TLS from its
+# first byte (as port 465 does): it then waits for our ClientHello and never greets.
+GREETING_PROBE_AFTER = 2.0
+
+
+class Network:
+    """How connections are made: TCP (and TLS) through the running event loop."""
+
+    async def connect(
+        self,
+        protocol: asyncio.BaseProtocol,
+        host: str,
+        port: int,
+        context: ssl.SSLContext | None,
+        timeout: float,
+    ) -> asyncio.Transport:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            transport, _ = await loop.create_connection(
+                lambda: protocol,
+                host=host,
+                port=port,
+                ssl=context,
+                server_hostname=host if context is not None else None,
+                ssl_handshake_timeout=timeout if context is not None else None,
+            )
+        return transport
+
+    async def start_tls(
+        self,
+        transport: asyncio.Transport,
+        protocol: asyncio.BaseProtocol,
+        context: ssl.SSLContext,
+        host: str,
+        timeout: float,
+    ) -> asyncio.Transport:
+        loop = asyncio.get_running_loop()
+        upgraded = await loop.start_tls(
+            transport, protocol, context, server_hostname=host, ssl_handshake_timeout=timeout
+        )
+        assert upgraded is not None  # None only for a transport already closing
+        return upgraded  # type: ignore[return-value,unused-ignore]  # a Transport in fact
+
+    async def speaks_tls(self, host: str, port: int, timeout: float) -> bool:
+        """Whether ``host:port`` completes a TLS handshake (on a second, throwaway
+        connection).  Only the handshake is made, certificate unchecked: it tells the
+        mode of the port, nothing is sent over it, and the real connection verifies."""
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_connection(
+                    asyncio.Protocol, host, port, ssl=probe, server_hostname=host
+                )
+        except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+            return False
+        transport.abort()
+        return True
+
+
+_CAUSES: dict[Interruption, Callable[[str], BaseException]] = {
+    Interruption.CONNECTION_LOST: ConnectionResetError,
+    Interruption.READ_TIMEOUT: TimeoutError,
+    Interruption.TOTAL_TIMEOUT: TimeoutError,
+    Interruption.CANCELLED: asyncio.CancelledError,
+    Interruption.TLS_ERROR: ssl.SSLError,
+}
+
+NETWORK: contextvars.ContextVar[Network] = contextvars.ContextVar("smtpx_network")
+_DEFAULT = Network()
+
+
+def connect_error(exc: BaseException, host: str, port: int) -> e.SMTPError:
+    """The smtpx error for a failure to open the connection (rule 7, 8)."""
+    where = f"{host}:{port}"
+    kwargs: dict[str, Any] = {"command": Command.CONNECT}
+    if isinstance(exc, TimeoutError):
+        return e.ConnectTimeout(f"Timed out connecting to {host} on port {port}", **kwargs)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return e.CertificateInvalid(exc.verify_message or str(exc), **kwargs)
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason in _PLAINTEXT_ANSWER:
+            return e.TLSModeMismatch(
+                f"{where} answered in plaintext, not TLS: it expects STARTTLS (as ports 587 "
+                "and 25 do); use TLSMode.STARTTLS",
+                **kwargs,
+            )
+        return e.TLSHandshakeFailed(str(exc) or type(exc).__name__, **kwargs)
+    detail = f"Error connecting to {host} on port {port}: {exc}"
+    if isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_NAME:
+        return e.HostNotFound(detail, **kwargs)
+    if isinstance(exc, OSError | EOFError):
+        return e.ConnectError(detail, **kwargs)
+    return e.ProtocolError(f"unexpected {type(exc).__name__}: {exc}", **kwargs)
+
+
+def tls_error(exc: BaseException) -> e.SMTPError:
+    """The smtpx error for a failed STARTTLS handshake."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return e.CertificateInvalid(exc.verify_message or str(exc), command=Command.STARTTLS)
+    detail = str(exc) or type(exc).__name__
+    return e.TLSHandshakeFailed(detail, command=Command.STARTTLS)
+
+
+class Connection(asyncio.BufferedProtocol):
+    """One SMTP connection: the asyncio protocol that drives a session's flows.
+
+    A flow runs in the protocol's callbacks: each write the session gives is handed to
+    the transport at once (and reported with ``wrote`` before anything else happens),
+    each read goes to ``receive_data``, and the flow's next step follows without a
+    task switch; the caller awaits one future per exchange.  The read time-out is one
+    deadline per exchange, moved on whenever octets move.  A buffered protocol: the
+    transport reads into one buffer we own (with ``data_received`` asyncio allocates
+    256 KiB per read).
+    """
+
+    def __init__(self, session: Session, *, timeout: float, transcript: bool = False) -> None:
+        self.session = session
+        self.timeout = timeout
+        self.transcript = transcript
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        #: What ended the connection below SMTP (the ``__cause__`` of the flow's error).
+        self.cause: BaseException | None = None
+        self._loop = asyncio.get_running_loop()
+        self._read_into = memoryview(bytearray(_READ_SIZE))
+        self._flow: Flow[Any] | None = None
+        self._done: asyncio.Future[Action] | None = None
+        self._raised: BaseException | None = None
+        self._paused = False
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._hook: Callable[[tuple[str, ...]], None] | None = None
+        self._greeted: asyncio.Future[None] | None = None
+        self._logged: dict[int, Entry] = {}  # kept alive: their ids stay theirs
+        self._unanswered: list[Entry] = [session.greeting] if transcript else []
+
+    # -- asyncio callbacks --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_into
+
+    def buffer_updated(self, nbytes: int) -> None:
+        session = self.session
+        session.receive_data(self._read_into[:nbytes])
+        if self.transcript:
+            self._log_replies()
+        if self._flow is not None:
+            self._deadline = self._loop.time() + self.timeout
+            self._advance()
+        elif session.closed:
+            self.abort()  # closed while idle (a 421, a reply that answers nothing)
+        if self._greeted is not None and (session.greeting.answered or session.closed):
+            self._wake_greeted()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.cause is None:
+            self.cause = exc or ConnectionResetError("the server closed the connection")
+        if not self.session.closed:
+            detail = f"the connection was lost: {exc}" if exc else None
+            self.session.interrupt(Interruption.CONNECTION_LOST, unsent=None, detail=detail)
+        self._advance()
+        self._wake_greeted()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._flow is not None:
+            self._deadline = self._loop.time() + self.timeout
+            self._advance()
+
+    # -- the connection -----------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return not self.lost and not self.session.closed
+
+    def abort(self) -> None:
+        """Drop the connection at once (never a graceful close: nothing more may leave)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+    def unsent(self) -> int | None:
+        """Octets handed to the transport and still in its buffer (None once it is gone)."""
+        transport = self.transport
+        if transport is None or self.lost or transport.is_closing():
+            return None
+        return transport.get_write_buffer_size()
+
+    def interrupt(self, what: Interruption, detail: str | None = None) -> None:
+        """Judge the ledger for ``what``, then drop the connection."""
+        if not self.session.closed:
+            self.session.interrupt(what, unsent=self.unsent(), detail=detail)
+            if self.cause is None:
+                self.cause = _CAUSES[what](detail or what.value)
+        self.abort()
+        self._advance()
+
+    async def greeting(self, host: str, port: int, network: Network, probe: bool) -> None:
+        """Wait for the greeting; meanwhile, after ``GREETING_PROBE_AFTER`` of silence,
+        ask the port whether it expects TLS from its first byte (``TLSModeMismatch``).
+        No greeting within the time-out interrupts the session (``ConnectTimeout``)."""
+        session = self.session
+        if session.greeting.answered or session.closed:
+            return
+        waiter = self._greeted = self._loop.create_future()
+        probing: asyncio.Task[bool] | None = None
+        try:
+            if probe and self.timeout > GREETING_PROBE_AFTER:
+                done, _ = await asyncio.wait((waiter,), timeout=GREETING_PROBE_AFTER)
+                if done:
+                    return
+                remaining = self.timeout - GREETING_PROBE_AFTER
+                probing = asyncio.ensure_future(network.speaks_tls(host, port, remaining))
+                await asyncio.wait((waiter, probing), return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done() and await probing:
+                    session.close()
+                    self.abort()
+                    raise e.TLSModeMismatch(
+                        f"{host}:{port} sent no greeting and speaks TLS from the first byte "
+                        "(implicit TLS, as port 465 does); use TLSMode.IMPLICIT",
+                        command=Command.CONNECT,
+                    )
+                remaining = self.timeout - GREETING_PROBE_AFTER
+            else:
+                remaining = self.timeout
+            done, _ = await asyncio.wait((waiter,), timeout=remaining)
+            if not done:
+                self.interrupt(Interruption.READ_TIMEOUT)
+        except asyncio.CancelledError:
+            self.interrupt(Interruption.CANCELLED)
+            raise
+        finally:
+            self._greeted = None
+            if probing is not None:
+                probing.cancel()
+
+    def _wake_greeted(self) -> None:
+        if self._greeted is not None and not self._greeted.done():
+            self._greeted.set_result(None)
+
+    # -- running a flow -----------------------------------------------------------------
+
+    async def run(
+        self,
+        flow: Flow[T],
+        *,
+        network: Network,
+        host: str,
+        context: Callable[[], ssl.SSLContext],
+        total: asyncio.Timeout | None = None,
+        total_detail: str = "",
+    ) -> T:
+        """Run ``flow`` to its end: its result, or its error raised.
+
+        A cancellation is re-raised (the verdict stays on ``session.verdict``); one that
+        is the expiry of ``total`` (the send's total time-out) becomes the flow's error,
+        judged as ``TOTAL_TIMEOUT``."""
+        while True:
+            action = await self._run_until_over(flow, total, total_detail)
+            if action is not _START_TLS:
+                break
+            await self._start_tls(network, host, context())
+        if self.session.closed:
+            self.abort()
+        error = flow.error
+        if error is not None:
+            if error.__cause__ is None and self.cause is not None and self.session.verdict:
+                raise error from self.cause
+            raise error
+        return flow.result  # type: ignore[return-value]  # DONE: the flow's result
+
+    async def _run_until_over(
+        self, flow: Flow[T], total: asyncio.Timeout | None, total_detail: str
+    ) -> Action:
+        self._flow = flow
+        self._hook = current_hook()  # the caller's task's hook, not the callbacks' context
+        self._raised = None
+        loop = self._loop
+        self._deadline = loop.time() + self.timeout
+        done: asyncio.Future[Action] = loop.create_future()
+        self._done = done
+        self._advance()
+        if not done.done():
+            self._timer = loop.call_at(self._deadline, self._expire)
+            try:
+                await done
+            except asyncio.CancelledError as cancel:
+                if total is not None and total.expired():
+                    self.interrupt(Interruption.TOTAL_TIMEOUT, total_detail)
+                    if flow.error is not None:
+                        raise flow.error from cancel
+                else:
+                    self.interrupt(Interruption.CANCELLED)
+                raise
+            finally:
+                self._finish()
+        self._finish()
+        if self._raised is not None:
+            raised, self._raised = self._raised, None
+            raise raised
+        return done.result()
+
+    def _finish(self) -> None:
+        self._flow = None
+        self._hook = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        if self._flow is None:
+            return
+        if self._loop.time() < self._deadline:  # octets moved since: wait on
+            self._timer = self._loop.call_at(self._deadline, self._expire)
+            return
+        self._timer = None
+        self.interrupt(Interruption.READ_TIMEOUT, f"no reply within timeout={self.timeout}s")
+
+    def _advance(self) -> None:
+        """Take the flow's steps until it waits for the server, the transport, a
+        handshake, or is over."""
+        flow = self._flow
+        if flow is None:
+            return
+        session = self.session
+        try:
+            while True:
+                action = flow.next_action()
+                if action is _SEND:
+                    if self._paused:
+                        return  # resume_writing() goes on
+                    transport = self.transport
+                    assert transport is not None
+                    if self.transcript:
+                        self._log_sent()
+                    if self._hook is not None:
+                        self._before_end(WRITE_SLICE)
+                    data = session.data_to_send()
+                    transport.write(data)
+                    session.wrote(len(data))  # nothing awaits between these two
+                    continue
+                if action is _RECEIVE:
+                    return
+                break
+        except BaseException as exc:  # a hook's own failure, or a bug: the caller gets it
+            session.close()
+            self.abort()
+            self._raised = exc
+            action = Action.FAILED
+        done = self._done
+        self._flow = None
+        if done is not None and not done.done():
+            done.set_result(action)
+
+    def _before_end(self, size: int) -> None:
+        """Run the task's ``before_end_of_message`` hook right before the write that
+        hands out the end of the message; if it raises, that write never happens."""
+        transaction = self.session.ledger.transaction
+        end = transaction.end if transaction is not None else None
+        if end is None or self._hook is None:
+            return
+        handed = self.session.ledger.handed
+        if not handed < end.start + end.size <= handed + min(size, self.session_pending()):
+            return
+        to = tuple(r for r, entry in transaction.rcpts.items() if not entry.refused)  # type: ignore[union-attr]
+        if to:  # no recipient: an empty DATA that ends nothing deliverable
+            self._hook(to)
+
+    def session_pending(self) -> int:
+        ledger = self.session.ledger
+        return ledger.queued - ledger.handed
+
+    async def _start_tls(self, network: Network, host: str, context: ssl.SSLContext) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            self.transport = await network.start_tls(transport, self, context, host, self.timeout)
+        except asyncio.CancelledError:
+            self.interrupt(Interruption.CANCELLED)
+            raise
+        except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
+            self.interrupt(Interruption.TLS_ERROR, str(exc) or type(exc).__name__)
+            raise tls_error(exc) from exc
+        self.session.tls_established()
+
+    # -- the transcript ---------------------------------------------------------------
+
+    def _log_sent(self) -> None:
+        logged = self._logged
+        for entry in self.session.ledger.entries:
+            if entry.parts and id(entry) not in logged:
+                logged[id(entry)] = entry
+                log_entry(entry)
+                self._unanswered.append(entry)
+        if len(logged) > 1000:
+            self._logged = {id(entry): entry for entry in self.session.ledger.entries}
+
+    def _log_replies(self) -> None:
+        unanswered = self._unanswered
+        while unanswered and unanswered[0].reply is not None:
+            entry = unanswered.pop(0)
+            assert entry.reply is not None and entry.result is not None
+            log_reply(entry.command, entry.reply, entry.result)
+
+
+async def open_connection(
+    session: Session,
+    host: str,
+    port: int,
+    *,
+    context: ssl.SSLContext | None,
+    timeout: float,
+    transcript: bool,
+    probe: bool,
+) -> tuple[Connection, Network]:
+    """Connect and wait for the greeting (the session then holds it, or is interrupted)."""
+    network = NETWORK.get(_DEFAULT)
+    connection = Connection(session, timeout=timeout, transcript=transcript)
+    try:
+        await network.connect(connection, host, port, context, timeout)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        session.interrupt(Interruption.CONNECTION_LOST)
+        raise connect_error(exc, host, port) from exc
+    await connection.greeting(host, port, network, probe)
+    return connection, network
