@@ -353,7 +353,10 @@ def test_async_tests_without_a_plugin_say_which_to_install(pytester: pytest.Pyte
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(test_async=AUTO_MODE_TESTS)
     result = pytester.runpytest(*QUIET, *PLUGIN, "-p", "no:asyncio", "-p", "no:anyio")
-    result.assert_outcomes(failed=1)
+    outcomes = result.parseoutcomes()
+    # pytest 8.4 and later fail such a test; earlier versions skip it with a warning
+    assert outcomes.get("failed", 0) + outcomes.get("skipped", 0) == 1, outcomes
+    assert "passed" not in outcomes
     result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
 
 

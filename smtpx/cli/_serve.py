@@ -163,11 +163,18 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> CannotListen:
         why = "the port is in use; choose another with --port (0 picks a free one)"
     elif exc.errno == errno.EACCES:
         why = "permission denied (ports below 1024 need root); choose another with --port"
-    elif exc.errno == errno.EADDRNOTAVAIL:
+    elif exc.errno == errno.EADDRNOTAVAIL or _no_address_left(exc):
         why = "the address is not one of this machine's; see --host"
     else:
         why = exc.strerror or str(exc)
     return CannotListen(f"cannot listen on {where}: {why}")
+
+
+def _no_address_left(exc: OSError) -> bool:
+    # Python 3.13's create_server skips an address that is not this machine's
+    # (EADDRNOTAVAIL, taken for a disabled address family), then raises this, errno-less
+    # (asyncio/base_events.py, create_server).
+    return exc.errno is None and "could not bind on any address" in str(exc)
 
 
 async def _run(server: DevServer) -> None:
