@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from serveprocess import smtpx_serve
 from tls_ca import LocalCA
 
 import smtpx
@@ -383,28 +384,9 @@ def test_probe_failures(server: ScriptedServer) -> None:
 
 def test_serve_in_a_subprocess_answers_the_scripted_failure(tmp_path: Path) -> None:
     store = tmp_path / "mail"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smtpx",
-            "serve",
-            "--port",
-            "0",
-            "--fail",
-            "RCPT:550:bob@",
-            "--store",
-            str(store),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
-        assert match, first
+    with smtpx_serve("--port", "0", "--fail", "RCPT:550:bob@", "--store", str(store)) as served:
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", served.first)
+        assert match, served.first
         message = (
             b"From: app@example.com\r\nTo: alice@example.com, bob@example.com\r\n"
             b"Subject: dev\r\n\r\nHello.\r\n"
@@ -420,13 +402,10 @@ def test_serve_in_a_subprocess_answers_the_scripted_failure(tmp_path: Path) -> N
         assert result.accepted == ("alice@example.com",)
         assert isinstance(result.rejected["bob@example.com"], smtpx.MailboxUnavailable)
         assert result.rejected["bob@example.com"].code == 550
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-    assert process.returncode == 0, output
-    assert "RCPT TO:<bob@example.com> -> 550" in output
-    assert "#1 from <app@example.com> to <alice@example.com> subject 'dev'" in output
-    assert "smtpx serve: stopped" in output
+    assert served.returncode == 0, served.rest
+    assert "RCPT TO:<bob@example.com> -> 550" in served.rest
+    assert "#1 from <app@example.com> to <alice@example.com> subject 'dev'" in served.rest
+    assert "smtpx serve: stopped" in served.rest
     (stored,) = store.glob("*.eml")
     assert b"Subject: dev" in stored.read_bytes()
 
@@ -646,19 +625,8 @@ def test_probe_and_serve_show_ipv6_in_brackets() -> None:
         result = run("probe", f"[::1]:{srv.port}", "--tls", "none", *LOCAL)
     assert result.exit_code == 0, both(result)
     assert f"probing [::1]:{srv.port} (tls=none)" in result.stdout
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smtpx", "serve", "--host", "::1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
-    assert re.search(r"listening on \[::1\]:\d+;", first), first
+    with smtpx_serve("--host", "::1", "--port", "0") as served:
+        assert re.search(r"listening on \[::1\]:\d+;", served.first), served.first
 
 
 def _smtpx(
@@ -791,15 +759,9 @@ def test_tls_mode_mismatch_advice_names_the_flag(server: ScriptedServer) -> None
 
 @pytest.mark.parametrize("flag", ["--tls", "--implicit-tls"])
 def test_serve_tls_with_a_throwaway_ca_printed_for_ca_file(flag: str) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smtpx", "serve", "--port", "0", flag],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(3)]
+    with smtpx_serve("--port", "0", flag) as served:
+        assert served.process.stdout is not None
+        lines = [served.first, *(served.process.stdout.readline() for _ in range(2))]
         port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", lines[0])[1])  # type: ignore[index]
         ca_match = re.search(r"pass --ca-file (\S+)", lines[1])
         assert ca_match, lines
@@ -818,11 +780,8 @@ def test_serve_tls_with_a_throwaway_ca_printed_for_ca_file(flag: str) -> None:
         assert "TLS:          TLSv1." in probe.stdout, probe.stdout
         # without the CA, the certificate does not verify
         assert run("probe", f"127.0.0.1:{port}", "--tls", mode).exit_code == 6
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-    assert process.returncode == 0, output
-    assert "#1 from <a@example.com>" in output
+    assert served.returncode == 0, served.rest
+    assert "#1 from <a@example.com>" in served.rest
     assert not ca_file.exists()  # the throwaway CA goes with the server
 
 

@@ -204,6 +204,17 @@ def tls_options(function: F) -> F:
     )(function)
 
 
+def timeout_option(default: float) -> Callable[[F], F]:
+    """``--timeout`` with this default."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        help="Seconds to wait for the connection and for each reply.",
+    )
+
+
 def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
     if ca_file is None:
         return None
@@ -211,6 +222,11 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
         return default_context(cafile=str(ca_file))
     except (OSError, ssl.SSLError) as exc:
         raise click.BadParameter(f"cannot load {ca_file}: {exc}", param_hint="--ca-file") from exc
+
+
+def host_port(host: str, port: int) -> str:
+    """``127.0.0.1:8025``, ``[::1]:8025``: an IPv6 address in brackets, as in a URL."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def client_options(
@@ -233,11 +249,6 @@ def client_options(
     if user is not None:
         options["credentials"] = (user, password_for(user))
     return options
-
-
-def host_port(host: str, port: int) -> str:
-    """``127.0.0.1:8025``, ``[::1]:8025``: an IPv6 address in brackets, as in a URL."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def password_for(user: str) -> str:

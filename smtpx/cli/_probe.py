@@ -25,6 +25,7 @@ from smtpx.cli._common import (
     explain_error,
     host_port,
     password_for,
+    timeout_option,
     tls_context,
     tls_options,
     tone,
@@ -160,13 +161,7 @@ async def _probe(
 @tls_options
 @click.option("--user", help="Also try AUTH as USER; password from $SMTPX_PASSWORD or a prompt.")
 @click.option("--allow-plaintext-auth", is_flag=True, help="Allow AUTH without TLS.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the connection and for each reply.",
-)
+@timeout_option(10.0)
 @click.option("--local-hostname", metavar="NAME", help="Name to send in EHLO.")
 @click.pass_context
 def probe(

@@ -20,6 +20,7 @@ from smtpx.cli._common import (
     explain_error,
     print_failure,
     print_result,
+    timeout_option,
     tls_options,
     tone,
 )
@@ -73,13 +74,7 @@ _SESSION_ERRORS = (e.AuthError, e.TLSError, e.PlaintextAuthRefused, e.ConnectErr
     show_default=True,
     help="Seconds before the first retry; doubles each time.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for the connection and for each reply.",
-)
+@timeout_option(30.0)
 @click.option("--local-hostname", metavar="NAME", help="Name to send in EHLO.")
 @click.pass_context
 def send(
