@@ -26,7 +26,15 @@ from typing import Any, TypeVar
 from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._end_of_message import current_hook
-from smtpx._network import DEFAULT_NETWORK, NETWORK, Network, connect_error, tls_error
+from smtpx._network import (
+    DEFAULT_NETWORK,
+    DIRECT,
+    NETWORK,
+    Network,
+    Origin,
+    connect_error,
+    tls_error,
+)
 from smtpx._transcript import log_entry, log_reply
 from smtpx.protocol.flow import Action, Flow
 from smtpx.protocol.interruptions import Interruption
@@ -378,13 +386,17 @@ async def open_connection(
     timeout: float,
     transcript: bool,
     probe: bool,
+    origin: Origin = DIRECT,
 ) -> tuple[Connection, Network]:
     """Connect and wait for the greeting (the session then holds it, or is interrupted)."""
     network = NETWORK.get(DEFAULT_NETWORK)
     connection = Connection(session, timeout=timeout, transcript=transcript)
     try:
-        await network.connect(connection, host, port, context, timeout)
+        await network.connect(connection, host, port, context, timeout, origin)
     except asyncio.CancelledError:
+        raise
+    except e.SMTPError:  # already translated (a proxy's failure, a closed sock=)
+        session.interrupt(Interruption.CONNECTION_LOST)
         raise
     except Exception as exc:
         session.interrupt(Interruption.CONNECTION_LOST)

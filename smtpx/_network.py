@@ -16,10 +16,21 @@ import socket
 import ssl
 from typing import Any
 
+import attrs
+
 from smtpx import errors as e
 from smtpx._commands import Command
+from smtpx._proxy_url import ProxyURL
 
-__all__ = ["DEFAULT_NETWORK", "NETWORK", "Network", "connect_error", "tls_error"]
+__all__ = [
+    "DEFAULT_NETWORK",
+    "DIRECT",
+    "NETWORK",
+    "Network",
+    "Origin",
+    "connect_error",
+    "tls_error",
+]
 
 # getaddrinfo's answers that the name does not exist (or has no address): permanent.
 # EAI_AGAIN (the resolver could not answer) and the rest stay transient ConnectErrors.
@@ -33,6 +44,20 @@ _PLAINTEXT_ANSWER = frozenset(
 )
 
 
+@attrs.frozen
+class Origin:
+    """Where a connection comes from: a local address to bind, a socket already
+    connected (used as it is), or a proxy to connect through.  All None: a plain TCP
+    connection from any local address."""
+
+    source_address: tuple[str, int] | None = None
+    sock: socket.socket | None = None
+    proxy: ProxyURL | None = None
+
+
+DIRECT = Origin()
+
+
 class Network:
     """How connections are made: TCP (and TLS) through the running event loop."""
 
@@ -43,17 +68,32 @@ class Network:
         port: int,
         context: ssl.SSLContext | None,
         timeout: float,
+        origin: Origin = DIRECT,
     ) -> asyncio.Transport:
         loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = {}
+        if context is not None:
+            tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": timeout}
         async with asyncio.timeout(timeout):
-            transport, _ = await loop.create_connection(
-                lambda: protocol,
-                host=host,
-                port=port,
-                ssl=context,
-                server_hostname=host if context is not None else None,
-                ssl_handshake_timeout=timeout if context is not None else None,
-            )
+            if origin.proxy is not None:
+                from smtpx._proxy import connect_through  # python-socks: only when used
+
+                sock = await connect_through(
+                    origin.proxy, host, port, timeout, origin.source_address
+                )
+                transport, _ = await loop.create_connection(lambda: protocol, sock=sock, **tls)
+            elif origin.sock is not None:
+                transport, _ = await loop.create_connection(
+                    lambda: protocol, sock=origin.sock, **tls
+                )
+            else:
+                transport, _ = await loop.create_connection(
+                    lambda: protocol,
+                    host=host,
+                    port=port,
+                    local_addr=origin.source_address,
+                    **tls,
+                )
         return transport
 
     async def start_tls(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import ssl
 
+from smtpx.errors import UsageError
+
 
 class TLSMode(enum.Enum):
     """How the connection is secured.
@@ -29,4 +31,31 @@ def default_context(cafile: str | None = None) -> ssl.SSLContext:
     """Verify the certificate and host name against the system CAs (or ``cafile``); TLS 1.2+."""
     context = ssl.create_default_context(cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def client_context(
+    *,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    key_password: str | None = None,
+    verify: bool = True,
+) -> ssl.SSLContext:
+    """``default_context(ca_file)`` with a client certificate loaded (``cert_file``, and
+    ``key_file`` when the key is apart; ``key_password`` for an encrypted key), and with
+    verification off when ``verify`` is False.  A file that cannot be loaded is a
+    ``UsageError`` naming it."""
+    try:
+        context = default_context(ca_file)
+        if cert_file is not None:
+            context.load_cert_chain(cert_file, key_file, key_password)
+    except (OSError, ssl.SSLError) as exc:
+        del key_password  # keep the key's password out of a traceback's locals
+        files = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file}
+        named = ", ".join(f"{name}={path!r}" for name, path in files.items() if path)
+        raise UsageError(f"could not load {named}: {exc.strerror or exc}") from exc
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     return context

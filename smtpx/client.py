@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,10 +24,10 @@ from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
 from smtpx._edge import Connection, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
-from smtpx._network import Network
+from smtpx._network import Network, Origin
 from smtpx._reply import Reply
 from smtpx._secret import Credentials
-from smtpx._tls import TLSMode, default_context
+from smtpx._tls import TLSMode, client_context
 from smtpx.config import ClientConfig, ClientOptions, Configured, credentials_pair, resolve_config
 from smtpx.protocol.flow import Flow, Steps, StepsFlow, ok
 from smtpx.protocol.interruptions import Verdict
@@ -38,6 +39,8 @@ from smtpx.results import Authenticated, Ready, SendResult, Success
 from smtpx.retry import RetryPolicy, send_with_retry
 
 T = TypeVar("T")
+
+logger = logging.getLogger("smtpx.client")
 
 _STARTTLS_MODE = {
     TLSMode.STARTTLS: StartTLS.REQUIRE,
@@ -86,6 +89,7 @@ class Client(Configured):
         self._session: Session | None = None
         self._connection: Connection | None = None
         self._network: Network | None = None
+        self._sock_used = False  # a sock= serves one connection
         self._total: asyncio.Timeout | None = None  # the total time-out of the send under way
         self._lock = asyncio.Lock()
         self.greeting: Reply | None = None
@@ -191,7 +195,14 @@ class Client(Configured):
 
     def _context(self) -> ssl.SSLContext:
         if self._tls_context is None:
-            self._tls_context = default_context()
+            config = self.config
+            self._tls_context = client_context(
+                ca_file=config.ca_file,
+                cert_file=config.cert_file,
+                key_file=config.key_file,
+                key_password=config.key_password,
+                verify=config.verify,
+            )
         return self._tls_context
 
     async def connect(self) -> Ready:
@@ -203,6 +214,22 @@ class Client(Configured):
         implicit = self.tls is TLSMode.IMPLICIT
         session = self._session = Session(self._local_hostname, encrypted=implicit)
         self._connection = None
+        config = self.config
+        if config.sock is not None:
+            if self._sock_used:
+                raise e.ConnectError(
+                    "the socket given as sock= served one connection, which closed it: "
+                    "a client given sock= connects once",
+                    command=Command.CONNECT,
+                )
+            self._sock_used = True
+        if not config.verify and self.tls is not TLSMode.NONE:
+            logger.warning(
+                "connecting to %s:%d with verify=False: the server's certificate is not "
+                "checked, so anyone on the path can pose as it (development only)",
+                self.host,
+                self.port,
+            )
         try:
             self._connection, self._network = await open_connection(
                 session,
@@ -211,7 +238,8 @@ class Client(Configured):
                 context=self._context() if implicit else None,
                 timeout=self.timeout,
                 transcript=self.transcript,
-                probe=not implicit,
+                probe=not implicit and config.proxy is None and config.sock is None,
+                origin=Origin(config.source_address, config.sock, config.proxy),
             )
             setup = SetupFlow(
                 session,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any, TypedDict
@@ -18,6 +20,7 @@ from typing import Any, TypedDict
 import attrs
 
 from smtpx._address import check_hostname
+from smtpx._proxy_url import ProxyURL, proxy_url
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.errors import UsageError
@@ -107,6 +110,54 @@ def _tls_context(instance: object, attribute: attrs.Attribute[Any], value: objec
         raise UsageError(f"tls_context must be an ssl.SSLContext, not {type(value).__name__}")
 
 
+def _source_address(value: object) -> tuple[str, int] | None:
+    """``(ip, port)`` to bind before connecting; port 0 lets the system choose."""
+    if value is None:
+        return None
+    if isinstance(value, tuple | list) and len(value) == 2:
+        ip, port = value
+        try:
+            ipaddress.ip_address(ip) if isinstance(ip, str) else None
+        except ValueError:
+            ip = None
+        if isinstance(ip, str) and type(port) is int and 0 <= port <= 65535:
+            return (ip, port)
+    raise UsageError(
+        f"source_address must be an (ip, port) pair such as ('192.0.2.7', 0), not {value!r}"
+    )
+
+
+def _sock(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, socket.socket):
+        raise UsageError(f"sock must be a connected socket.socket, not {type(value).__name__}")
+    if value.type != socket.SOCK_STREAM:
+        raise UsageError(f"sock must be a stream (SOCK_STREAM) socket, not {value.type!r}")
+    try:
+        value.getpeername()
+    except OSError as exc:
+        raise UsageError(f"sock must be connected to the server already: {exc}") from None
+
+
+def _path(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    raise UsageError(f"a certificate or key file is a path (str), not {type(value).__name__}")
+
+
+def _key_password(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    kind = type(value).__name__
+    del value  # a password: keep it out of this frame's locals in a traceback
+    raise UsageError(f"key_password must be a str or None, not {kind}")
+
+
 def _default_port(config: ClientConfig) -> int:
     return config.tls.default_port
 
@@ -135,10 +186,27 @@ class ClientConfig:
     transcript: bool = attrs.field(default=False, validator=_flag)
     chunking: bool = attrs.field(default=True, validator=_flag)
     add_missing_headers: bool = attrs.field(default=True, validator=_flag)
+    # Where the connection comes from, and the client's own certificate.
+    source_address: tuple[str, int] | None = attrs.field(default=None, converter=_source_address)
+    sock: socket.socket | None = attrs.field(default=None, validator=_sock)
+    proxy: ProxyURL | None = attrs.field(default=None, converter=proxy_url)
+    ca_file: str | None = attrs.field(default=None, converter=_path)
+    cert_file: str | None = attrs.field(default=None, converter=_path)
+    key_file: str | None = attrs.field(default=None, converter=_path)
+    key_password: str | None = attrs.field(
+        default=None, converter=_key_password, metadata={"secret": True}
+    )
+    verify: bool = attrs.field(default=True, validator=_flag)
+    allow_insecure_auth: bool = attrs.field(default=False, validator=_flag)
+
+    def __attrs_post_init__(self) -> None:
+        _check_origin(self)
 
     def __repr__(self) -> str:
         # Also while __init__ is still checking (a traceback's locals show it then).
-        fields = (f"{a.name}={getattr(self, a.name, '?')!r}" for a in attrs.fields(type(self)))
+        fields = (
+            f"{a.name}={_shown(a, getattr(self, a.name, '?'))!r}" for a in attrs.fields(type(self))
+        )
         return f"ClientConfig({', '.join(fields)})"
 
     @classmethod
@@ -158,6 +226,32 @@ class ClientConfig:
         return cls(host=host, **options)  # type: ignore[arg-type]  # validated here
 
 
+def _shown(field: attrs.Attribute[Any], value: object) -> object:
+    return "***" if field.metadata.get("secret") and value is not None else value
+
+
+def _check_origin(config: ClientConfig) -> None:
+    """The options that only make sense together, or not at all together."""
+    if config.sock is not None and (config.proxy is not None or config.source_address):
+        raise UsageError(
+            "sock= is a connection already made: proxy= and source_address= cannot apply to it"
+        )
+    if config.cert_file is None and (config.key_file or config.key_password is not None):
+        raise UsageError("key_file and key_password need cert_file (the client certificate)")
+    own_context = config.ca_file is not None or config.cert_file is not None or not config.verify
+    if config.tls_context is not None and own_context:
+        raise UsageError(
+            "ca_file, cert_file and verify=False configure smtpx's own TLS context: with "
+            "tls_context=, load the certificate into it (load_cert_chain) or set its "
+            "verify_mode yourself"
+        )
+    if not config.verify and config.credentials is not None and not config.allow_insecure_auth:
+        raise UsageError(
+            "verify=False with credentials would send them to whoever answers: refused "
+            "unless allow_insecure_auth=True (development only)"
+        )
+
+
 class ClientOptions(TypedDict, total=False):
     """The keyword options of ``Client``, ``SyncClient``, ``Pool``, ``send`` and ``send_sync``:
     the fields of ``ClientConfig`` but ``host`` and ``port`` (a test keeps them in step)."""
@@ -172,6 +266,15 @@ class ClientOptions(TypedDict, total=False):
     transcript: bool
     chunking: bool
     add_missing_headers: bool
+    source_address: tuple[str, int] | None
+    sock: socket.socket | None
+    proxy: str | ProxyURL | None
+    ca_file: str | os.PathLike[str] | None
+    cert_file: str | os.PathLike[str] | None
+    key_file: str | os.PathLike[str] | None
+    key_password: str | None
+    verify: bool
+    allow_insecure_auth: bool
 
 
 _OPTION_NAMES = frozenset(ClientOptions.__annotations__)
@@ -187,10 +290,17 @@ _SPELLED_ELSEWHERE = {
     "use_ssl": "tls=TLSMode.IMPLICIT",
     "ssl": "tls=TLSMode.IMPLICIT",
     "validate_certs": "tls_context=ssl.create_default_context() (verification is on by default)",
-    "cert_bundle": "tls_context=smtpx.default_context(cafile)",
+    "cert_bundle": "ca_file",
     "ssl_context": "tls_context",
     "context": "tls_context",
     "timeout_total": "total_timeout",
+    "local_addr": "source_address",
+    "certfile": "cert_file",
+    "keyfile": "key_file",
+    "ssl_certfile": "cert_file",
+    "ssl_keyfile": "key_file",
+    "verify_ssl": "verify",
+    "proxy_url": "proxy",
 }
 
 

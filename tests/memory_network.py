@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 from memory_server import Mailstore, MemoryServer, Script
 
-from smtpx._network import Network
+from smtpx._network import DIRECT, Network, Origin
 
 
 class _NoIOSelector(selectors.BaseSelector):
@@ -178,6 +178,7 @@ class MemoryNetwork(Network):
         port: int,
         context: ssl.SSLContext | None,
         timeout: float,
+        origin: Origin = DIRECT,
     ) -> asyncio.Transport:
         self.connections += 1
         server = MemoryServer(self.script, self.store)

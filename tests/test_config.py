@@ -143,7 +143,9 @@ async def test_a_string_tls_mode_really_requires_starttls() -> None:
         ("start_tls", "tls"),
         ("use_tls", "tls"),
         ("validate_certs", "tls_context"),
-        ("cert_bundle", "tls_context"),
+        ("cert_bundle", "ca_file"),
+        ("local_addr", "source_address"),
+        ("ssl_certfile", "cert_file"),
         ("bogus_option", "smtpx's client options"),
     ],
 )
