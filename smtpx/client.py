@@ -19,10 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar, Unpack
 
+import attrs
+
 from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
 from smtpx._edge import Connection, open_connection
+from smtpx._hosts import fails_over, start_of
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._network import Network, Origin
 from smtpx._reply import Reply
@@ -84,6 +87,10 @@ class Client(Configured):
         **options: Unpack[ClientOptions],
     ) -> None:
         self.config = resolve_config(host, port, config, options)
+        # The server of the current (or last) connection, and the order the hosts were
+        # tried in for it (one host unless hosts= lists several).
+        self._order = self.config.endpoints
+        self._endpoint = self._order[0]
         self._local_hostname = self.config.local_hostname  # resolved on connect when None
         self._tls_context = self.config.tls_context
         self._session: Session | None = None
@@ -93,6 +100,15 @@ class Client(Configured):
         self._total: asyncio.Timeout | None = None  # the total time-out of the send under way
         self._lock = asyncio.Lock()
         self.greeting: Reply | None = None
+
+    @property
+    def host(self) -> str:
+        """The server connected to (with ``hosts=``, the one that answered last)."""
+        return self._endpoint[0]
+
+    @property
+    def port(self) -> int:
+        return self._endpoint[1]
 
     # The options, read from the config (frozen: make a new Client to change one).
 
@@ -206,7 +222,39 @@ class Client(Configured):
         return self._tls_context
 
     async def connect(self) -> Ready:
-        """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate."""
+        """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate.
+
+        With ``hosts=``, the hosts are tried in the order of ``strategy`` until one
+        connects; a failure that another server could not mend (a bad certificate, a
+        refused login) is raised at once."""
+        endpoints = self.config.endpoints
+        first = start_of(endpoints, self.config.strategy)
+        return await self._connect_any(endpoints[first:] + endpoints[:first])
+
+    async def _connect_any(self, order: tuple[tuple[str, int], ...]) -> Ready:
+        self._order = order
+        for index, endpoint in enumerate(order):
+            self._endpoint = endpoint
+            try:
+                return await self._connect_here()
+            except e.SMTPError as error:
+                if index == len(order) - 1 or not fails_over(error):
+                    raise
+                logger.warning(
+                    "%s:%d failed (%s: %s); trying %s:%d",
+                    *endpoint,
+                    type(error).__name__,
+                    error,
+                    *order[index + 1],
+                )
+        raise AssertionError("unreachable: the last host's failure is raised")
+
+    def _hosts_after(self) -> tuple[tuple[str, int], ...]:
+        """The hosts still to try after the current one, in this connection's order."""
+        order = self._order
+        return order[order.index(self._endpoint) + 1 :] if self._endpoint in order else ()
+
+    async def _connect_here(self) -> Ready:
         if self.connected:
             self.close()
         if self._local_hostname is None:
@@ -325,10 +373,30 @@ class Client(Configured):
                     except e.SMTPError as failure:
                         failure.undelivered = envelope.recipients  # nobody got it
                         raise
-                session = self._session
-                assert session is not None
-                flow = MailFlow(session, envelope, pipelining=True, chunking=self.chunking)
-                return await self._run(flow)
+                while True:
+                    session = self._session
+                    assert session is not None
+                    flow = MailFlow(session, envelope, pipelining=True, chunking=self.chunking)
+                    try:
+                        result = await self._run(flow)
+                    except e.SMTPError as refused:
+                        rest = self._hosts_after()
+                        if not rest or not _refused_before_the_end(refused, session):
+                            raise
+                        logger.warning(
+                            "%s:%d refused MAIL (%s); trying %s:%d",
+                            *self._endpoint,
+                            refused,
+                            *rest[0],
+                        )
+                        self.close()
+                        try:
+                            await self._connect_any(rest)
+                        except e.SMTPError as failure:
+                            failure.undelivered = envelope.recipients  # nobody got it
+                            raise
+                        continue
+                    return attrs.evolve(result, host=self.host, port=self.port)
         except TimeoutError as exc:
             # expired outside a flow (connecting, the greeting): nothing was sent
             self.close()
@@ -531,6 +599,15 @@ class Client(Configured):
         )
 
 
+def _refused_before_the_end(error: e.SMTPError, session: Session) -> bool:
+    """Whether the next host may be tried after ``error`` in a transaction: MAIL refused
+    for now (or lost) while the ledger shows nothing of the message's end written."""
+    if error.command is not Command.MAIL or not fails_over(error) or error.rejected:
+        return False
+    transaction = session.ledger.transaction
+    return transaction is None or transaction.end is None or transaction.end.written == 0
+
+
 def _one(session: Session, intent: Any) -> Steps[Success]:
     entry = intent(session)
     yield entry
@@ -540,7 +617,7 @@ def _one(session: Session, intent: Any) -> Steps[Success]:
 async def send(
     message: MessageInput,
     *,
-    host: str,
+    host: str | None = None,
     port: int | None = None,
     sender: str | None = None,
     recipients: Iterable[str] | None = None,

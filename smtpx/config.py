@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 import attrs
 
 from smtpx._address import check_hostname
+from smtpx._hosts import STRATEGIES, Endpoint, parse_endpoint
 from smtpx._proxy_url import ProxyURL, proxy_url
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
@@ -158,6 +159,27 @@ def _key_password(value: object) -> str | None:
     raise UsageError(f"key_password must be a str or None, not {kind}")
 
 
+def _endpoints(value: object) -> tuple[Endpoint, ...]:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise UsageError(
+            "hosts must be a list such as ['smtp1.example.com', 'smtp2.example.com:2525'], "
+            f"not {value!r}"
+        )
+    return tuple(parse_endpoint(entry) for entry in value)
+
+
+def _first_host(config: ClientConfig) -> str:
+    if not config.hosts:
+        raise UsageError("give the server's host name (host=, or hosts= for several)")
+    return config.hosts[0][0]
+
+
+def _strategy(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in STRATEGIES:
+        allowed = " or ".join(repr(name) for name in STRATEGIES)
+        raise UsageError(f"strategy must be {allowed}, not {value!r}")
+
+
 def _default_port(config: ClientConfig) -> int:
     return config.tls.default_port
 
@@ -172,7 +194,10 @@ class ClientConfig:
     each option does.
     """
 
-    host: str = attrs.field(validator=_host)
+    # Several servers: hosts= (each "host" or "host:port"), tried per strategy; host is
+    # then the first of them.  Declared first: host's default is read from it.
+    hosts: tuple[Endpoint, ...] = attrs.field(default=(), converter=_endpoints)
+    host: str = attrs.field(default=attrs.Factory(_first_host, takes_self=True), validator=_host)
     tls: TLSMode = attrs.field(default=TLSMode.STARTTLS, converter=tls_mode)
     port: int = attrs.field(default=attrs.Factory(_default_port, takes_self=True), validator=_port)
     credentials: Credentials | None = attrs.field(default=None, converter=credentials_pair)
@@ -199,8 +224,18 @@ class ClientConfig:
     verify: bool = attrs.field(default=True, validator=_flag)
     allow_insecure_auth: bool = attrs.field(default=False, validator=_flag)
 
+    strategy: str = attrs.field(default="failover", validator=_strategy)
+
     def __attrs_post_init__(self) -> None:
         _check_origin(self)
+        _check_hosts(self)
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """Every server to try, as ``(host, port)``: ``hosts``, or ``host`` and ``port``."""
+        if not self.hosts:
+            return ((self.host, self.port),)
+        return tuple((host, self.port if port is None else port) for host, port in self.hosts)
 
     def __repr__(self) -> str:
         # Also while __init__ is still checking (a traceback's locals show it then).
@@ -223,6 +258,10 @@ class ClientConfig:
             raise UsageError(_unknown_options(unknown))
         if port is not None:
             options["port"] = port
+        if "hosts" in options:
+            if host is not None:
+                raise UsageError("give host= or hosts=, not both (hosts= lists every server)")
+            return cls(**options)  # type: ignore[arg-type]  # validated here
         return cls(host=host, **options)  # type: ignore[arg-type]  # validated here
 
 
@@ -252,6 +291,19 @@ def _check_origin(config: ClientConfig) -> None:
         )
 
 
+def _check_hosts(config: ClientConfig) -> None:
+    if not config.hosts:
+        return
+    if config.host != config.hosts[0][0]:
+        raise UsageError("give host= or hosts=, not both (hosts= lists every server)")
+    for host, port in config.hosts:
+        _host(config, _HOST_FIELD, host)
+        if port is not None:
+            _port(config, _HOST_FIELD, port)
+    if config.sock is not None:
+        raise UsageError("sock= is one connection already made: it cannot fail over to hosts=")
+
+
 class ClientOptions(TypedDict, total=False):
     """The keyword options of ``Client``, ``SyncClient``, ``Pool``, ``send`` and ``send_sync``:
     the fields of ``ClientConfig`` but ``host`` and ``port`` (a test keeps them in step)."""
@@ -275,9 +327,12 @@ class ClientOptions(TypedDict, total=False):
     key_password: str | None
     verify: bool
     allow_insecure_auth: bool
+    hosts: list[str | tuple[str, int]] | tuple[str | tuple[str, int], ...]
+    strategy: str
 
 
 _OPTION_NAMES = frozenset(ClientOptions.__annotations__)
+_HOST_FIELD = attrs.fields(ClientConfig).host
 
 # Names other SMTP libraries use (aiosmtplib, smtplib, Django), and smtpx's for them.
 _SPELLED_ELSEWHERE = {
@@ -325,7 +380,7 @@ def resolve_config(
         # locals of every frame of a traceback raised below.
         options = _credentials_first(options)  # our own **options dict: changed in place
     if config is None:
-        if host is None:
+        if host is None and "hosts" not in options:
             raise UsageError("give the server's host name (or a smtpx.ClientConfig)")
         return ClientConfig.from_options(host, port, options)
     if not isinstance(config, ClientConfig):

@@ -97,6 +97,9 @@ class SendResult:
     accepted: tuple[str, ...]
     rejected: Mapping[str, SMTPError]
     reply: Reply  # the server's reply after the final "."
+    #: The server that answered (with ``hosts=``, the one the message went to).
+    host: str | None = None
+    port: int | None = None
 
     @property
     def all_accepted(self) -> bool:

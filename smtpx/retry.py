@@ -348,6 +348,7 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
     pending = list(envelope.recipients)
     history: list[e.SMTPError] = []
     last_reply: Reply | None = None
+    answered_by: tuple[str | None, int | None] = (None, None)  # the host of last_reply
 
     def settle(rejected: dict[str, e.SMTPError]) -> None:
         for recipient, error in rejected.items():
@@ -356,7 +357,7 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
                 deferred.pop(recipient, None)
 
     async def attempt() -> None:
-        nonlocal pending, last_reply
+        nonlocal pending, last_reply, answered_by
         try:
             envelope_now = attrs.evolve(envelope, recipients=tuple(pending))
             result = await client.send_envelope(envelope_now)
@@ -377,6 +378,7 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
             raise
         accepted.extend(result.accepted)
         last_reply = result.reply
+        answered_by = (result.host, result.port)
         for recipient in result.accepted:
             deferred.pop(recipient, None)
         settle(dict(result.rejected))
@@ -434,4 +436,5 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
             error.rejected = {**deferred, **final}
             raise error from error.__cause__
     assert last_reply is not None  # an attempt went through, so some recipient accepted
-    return SendResult(tuple(accepted), {**deferred, **final}, last_reply)
+    host, port = answered_by
+    return SendResult(tuple(accepted), {**deferred, **final}, last_reply, host, port)
