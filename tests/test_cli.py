@@ -829,3 +829,22 @@ def test_the_throwaway_certificate_names_the_address_clients_use(
         client.send("From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\n\r\nx")
         assert client.encrypted
     assert len(srv.messages) == 1
+
+
+def test_send_with_a_client_certificate_the_server_requires(ca: LocalCA, tmp_path: Path) -> None:
+    ca_file = ca.write_ca_pem(tmp_path)
+    cert, key = ca.write_client_cert(tmp_path)
+    with serve_in_thread(tls_context=ca.client_cert_server_context()) as srv:
+        base = ("send", "--host", srv.host, "--port", str(srv.port), "--ca-file", str(ca_file))
+        mail = ("--from", "app@example.com", "--to", "bob@example.com", "--body", "hi", *LOCAL)
+        result = run(*base, "--cert-file", str(cert), "--key-file", str(key), *mail)
+        assert result.exit_code == 0, both(result)
+        assert srv.received_by("bob@example.com")
+        without = run(*base, *mail)  # no certificate: the server ends the handshake
+        assert without.exit_code != 0
+        assert len(srv.received_by("bob@example.com")) == 1
+    assert run(*base, "--key-file", str(key), *mail).exit_code == 2  # no --cert-file
+    bad = tmp_path / "bad.crt"
+    bad.write_text("not a certificate")
+    result = run(*base, "--cert-file", str(bad), *mail)
+    assert result.exit_code == 2 and "--cert-file" in both(result)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import trustme
 from socks5_server import Socks5Server
+from tls_ca import LocalCA
 
 import smtpx
 from smtpx.testing import ScriptedServer
@@ -208,18 +209,11 @@ async def test_without_python_socks_the_error_names_the_extra(
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> dict[str, Any]:
-    """A CA, the server's certificate, and a client certificate (key apart, and encrypted)."""
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_context)
-    server_context.verify_mode = ssl.CERT_REQUIRED  # a client certificate or no session
-    ca.configure_trust(server_context)
-    client = ca.issue_cert("client@example.com")
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem.bytes())
-    (tmp_path / "client.crt").write_bytes(b"".join(b.bytes() for b in client.cert_chain_pems))
-    (tmp_path / "client.key").write_bytes(client.private_key_pem.bytes())
-    return {"server": server_context, "dir": tmp_path}
+def pki(ca: LocalCA, tmp_path: Path) -> dict[str, Any]:
+    """The server's context requiring a client certificate, and the files of one."""
+    ca.write_ca_pem(tmp_path)
+    ca.write_client_cert(tmp_path)
+    return {"server": ca.client_cert_server_context(), "dir": tmp_path}
 
 
 @pytest.mark.parametrize("mode", ["starttls", "implicit"])

@@ -8,6 +8,7 @@ import pickle
 import smtplib
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -634,3 +635,29 @@ def test_fail_silently_is_the_backends_own(server: ScriptedServer) -> None:
         warnings.filterwarnings("error", message=".*fail_silently.*")
         assert EmailBackend(fail_silently=True).fail_silently is True
         assert EmailBackend().fail_silently is False
+
+
+def test_email_ssl_certfile_and_keyfile_present_a_client_certificate(
+    monkeypatch: pytest.MonkeyPatch, ca: LocalCA, tmp_path: Path
+) -> None:
+    ca_file = ca.write_ca_pem(tmp_path)
+    cert, key = ca.write_client_cert(tmp_path)
+    with serve_in_thread(tls_context=ca.client_cert_server_context()) as srv:
+        values: dict[str, Any] = {
+            "EMAIL_HOST": srv.host,
+            "EMAIL_PORT": srv.port,
+            "EMAIL_USE_TLS": True,
+            "EMAIL_TIMEOUT": 5,
+            "EMAIL_SSL_CERTFILE": str(cert),
+            "EMAIL_SSL_KEYFILE": str(key),
+            "SMTPX_OPTIONS": {"local_hostname": "client.test", "ca_file": str(ca_file)},
+        }
+        for name, value in values.items():
+            monkeypatch.setattr(settings, name, value, raising=False)
+        assert mail.send_mail("Hi", "Body", None, ["alice@example.com"]) == 1
+        assert srv.received_by("alice@example.com")
+        monkeypatch.setattr(settings, "EMAIL_SSL_CERTFILE", None)
+        monkeypatch.setattr(settings, "EMAIL_SSL_KEYFILE", None)
+        with pytest.raises(smtpx.SMTPError):  # without it, the server ends the handshake
+            mail.send_mail("Hi", "Body", None, ["alice@example.com"])
+    assert len(srv.received_by("alice@example.com")) == 1

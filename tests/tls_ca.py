@@ -67,3 +67,20 @@ class LocalCA:
             not_before=now - datetime.timedelta(days=30),
             not_after=now - datetime.timedelta(days=1),
         )
+
+    def client_cert_server_context(self) -> ssl.SSLContext:
+        """A server context (localhost/127.0.0.1) that requires a client certificate
+        signed by this CA: without one, no session."""
+        context = self.server_context()
+        context.verify_mode = ssl.CERT_REQUIRED
+        self._ca.configure_trust(context)
+        return context
+
+    def write_client_cert(self, directory: Path) -> tuple[Path, Path]:
+        """A client certificate signed by this CA, written as ``client.crt`` (the chain)
+        and ``client.key``; returns both paths."""
+        issued = self._ca.issue_cert("client@example.com")
+        cert, key = directory / "client.crt", directory / "client.key"
+        cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+        key.write_bytes(issued.private_key_pem.bytes())
+        return cert, key

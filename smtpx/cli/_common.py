@@ -187,7 +187,17 @@ def print_failure(error: e.SMTPError, recipients: tuple[str, ...] = ()) -> None:
 
 
 def tls_options(function: F) -> F:
-    """``--tls`` and ``--ca-file``."""
+    """``--tls``, ``--ca-file``, and the client certificate: ``--cert-file``, ``--key-file``."""
+    function = click.option(
+        "--key-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The private key of --cert-file, when it is not in that file.",
+    )(function)
+    function = click.option(
+        "--cert-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Present this client certificate (PEM; the key too unless --key-file).",
+    )(function)
     function = click.option(
         "--ca-file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -215,13 +225,29 @@ def timeout_option(default: float) -> Callable[[F], F]:
     )
 
 
-def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
-    if ca_file is None:
+def tls_context(
+    ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
+) -> ssl.SSLContext | None:
+    """The context of --ca-file, --cert-file and --key-file (None without them), loaded
+    now so that a bad file is an error before anything connects."""
+    if key_file is not None and cert_file is None:
+        raise click.BadParameter("--key-file needs --cert-file", param_hint="--key-file")
+    if ca_file is None and cert_file is None:
         return None
     try:
-        return default_context(cafile=str(ca_file))
+        context = default_context(cafile=str(ca_file) if ca_file is not None else None)
     except (OSError, ssl.SSLError) as exc:
         raise click.BadParameter(f"cannot load {ca_file}: {exc}", param_hint="--ca-file") from exc
+    if cert_file is not None:
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError) as exc:
+            files = f"{cert_file}" + (f" and {key_file}" if key_file is not None else "")
+            raise click.BadParameter(
+                f"cannot load the client certificate from {files}: {exc}",
+                param_hint="--cert-file",
+            ) from exc
+    return context
 
 
 def host_port(host: str, port: int) -> str:
@@ -236,12 +262,14 @@ def client_options(
     local_hostname: str | None,
     allow_plaintext_auth: bool,
     user: str | None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
 ) -> dict[str, Any]:
     """The ``Client`` keyword arguments that a command's connection options make (in the
     order the commands declare them)."""
     options: dict[str, Any] = {
         "tls": TLSMode(tls),
-        "tls_context": tls_context(ca_file),
+        "tls_context": tls_context(ca_file, cert_file, key_file),
         "timeout": timeout,
         "local_hostname": local_hostname,
         "allow_plaintext_auth": allow_plaintext_auth,

@@ -56,6 +56,8 @@ def run(
     port: int | None,
     tls: str,
     ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
     user: str | None,
     allow_plaintext_auth: bool,
     connections: int,
@@ -65,7 +67,9 @@ def run(
 ) -> None:
     """Deliver DATABASE's messages until stopped (SIGTERM, Ctrl-C) or, with
     --until-idle, until none is left to send.  Safe to kill at any moment."""
-    options = client_options(tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user)
+    options = client_options(
+        tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user, cert_file, key_file
+    )
     with _open(database) as box:
         try:
             asyncio.run(_run(box, Pool(host, port, size=connections, **options), until_idle))

@@ -169,6 +169,8 @@ def probe(
     target: str,
     tls: str,
     ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
     user: str | None,
     allow_plaintext_auth: bool,
     timeout: float,
@@ -184,7 +186,7 @@ def probe(
     # asked before connecting, so that the server does not wait on the prompt
     credentials = Credentials(user, password_for(user)) if user is not None else None
     options: dict[str, Any] = {
-        "tls_context": tls_context(ca_file),
+        "tls_context": tls_context(ca_file, cert_file, key_file),
         "timeout": timeout,
         "local_hostname": local_hostname,
         "allow_plaintext_auth": allow_plaintext_auth,

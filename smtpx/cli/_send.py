@@ -89,6 +89,8 @@ def send(
     eml: Path | None,
     tls: str,
     ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
     user: str | None,
     allow_plaintext_auth: bool,
     retry: int,
@@ -109,7 +111,9 @@ def send(
         raise click.UsageError("give --to or --to-file, not both")
     if eml is None and (sender is None or not (to or to_file)):
         raise click.UsageError("without --eml, --from and --to (or --to-file) are required")
-    options = client_options(tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user)
+    options = client_options(
+        tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user, cert_file, key_file
+    )
     policy = None
     if retry:
         policy = RetryPolicy(attempts=retry + 1, backoff=Backoff(initial=retry_wait))

@@ -244,14 +244,15 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         if self.timeout is not None:
             options["timeout"] = self.timeout
         if self.ssl_certfile or self.ssl_keyfile:
-            context = smtpx.default_context()
-            try:
-                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            try:  # loaded once now, so that a bad file fails when the backend is made
+                smtpx.default_context().load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
             except (OSError, ssl.SSLError) as exc:
                 raise smtpx.UsageError(
                     f"EMAIL_SSL_CERTFILE / EMAIL_SSL_KEYFILE could not be loaded: {exc}"
                 ) from exc
-            options["tls_context"] = context
+            # as options, not a context of our own: SMTPX_OPTIONS may add ca_file
+            options["cert_file"] = self.ssl_certfile
+            options["key_file"] = self.ssl_keyfile or None
         options.update(self.options)
         port = self.port
         if isinstance(port, str) and port.strip().isdigit():
