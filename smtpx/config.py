@@ -14,7 +14,7 @@ import math
 import os
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import attrs
@@ -327,7 +327,7 @@ class ClientOptions(TypedDict, total=False):
     key_password: str | None
     verify: bool
     allow_insecure_auth: bool
-    hosts: list[str | tuple[str, int]] | tuple[str | tuple[str, int], ...]
+    hosts: Sequence[str | tuple[str, int]]
     strategy: str
 
 

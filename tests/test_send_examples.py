@@ -71,3 +71,17 @@ def test_outbox_example() -> None:
         "copies on the server: "
         "{'alice@example.com': 1, 'bob@example.com': 1, 'carol@example.com': 2}"
     )
+
+
+def test_failover_example() -> None:
+    out = run("failover.py")
+    assert out[1] == "   accepted by the good server: alice@example.com"
+    assert out[-1] == "   good got 2, spare got 2"
+
+
+def test_client_certificate_example() -> None:
+    out = run("client_certificate.py")
+    assert out[0] == "1. with the certificate: accepted alice@example.com"
+    assert out[1] == "   encrypted: True"
+    assert out[2].startswith("2. without it: ") and out[2].endswith(", nothing sent")
+    assert out[-1] == "the server received 1 message(s)"
