@@ -28,54 +28,13 @@ from smtpx._message import MessageInput
 from smtpx._reply import Reply
 from smtpx.client import Client, send
 from smtpx.config import ClientConfig, ClientOptions, Configured, resolve_config
+from smtpx.loopthread import LoopThread, result_of
 from smtpx.results import Ready, SendResult
 from smtpx.retry import RetryPolicy
 
 __all__ = ["SyncClient", "send_sync"]
 
 T = TypeVar("T")
-
-
-class _LoopThread:
-    """An event loop running forever in a daemon thread, until ``stop()``."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        loop = self.loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            # Whatever is still pending (a send whose caller gave up) is cancelled,
-            # then the loop's executor threads end too: nothing outlives stop().
-            try:
-                pending = asyncio.all_tasks(loop)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
-
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def stop(self, *, wait: bool = True) -> None:
-        """Stop the loop and (unless called from the loop's own thread) wait for the
-        thread to end."""
-        try:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        except RuntimeError:  # already closed
-            return
-        if wait and threading.current_thread() is not self.thread:
-            self.thread.join()
 
 
 def _refuse_in_event_loop(what: str) -> None:
@@ -90,22 +49,13 @@ def _refuse_in_event_loop(what: str) -> None:
     )
 
 
-def _wait(future: concurrent.futures.Future[T]) -> T:
-    """The future's result, or its exception, re-raised as is (smtpx errors unwrapped)."""
-    try:
-        return future.result()
-    except BaseException:
-        # Interrupted while waiting (Ctrl-C): cancel the call, which drops the connection.
-        future.cancel()
-        raise
-
-
 class _Session:
     """One open period of a ``SyncClient``: its loop thread and its async ``Client``."""
 
     def __init__(self, client: Client, name: str) -> None:
         self.client = client
-        self.runner = _LoopThread(name)
+        self.runner = LoopThread(name)
+        self.runner.start()
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return self.runner.submit(coroutine)
@@ -118,12 +68,8 @@ class _Session:
 
     def abandon(self) -> None:
         """Drop the connection and stop the thread without waiting (garbage collection)."""
-        loop = self.runner.loop
-        try:
-            loop.call_soon_threadsafe(self.client.close)
-        except RuntimeError:  # pragma: no cover - already stopped
-            return
-        self.runner.stop(wait=False)
+        if self.runner.call_soon(self.client.close):
+            self.runner.stop(wait=False)
 
 
 class SyncClient(Configured):
@@ -170,7 +116,7 @@ class SyncClient(Configured):
                 self._finalizer = weakref.finalize(self, session.abandon)
             # Submitted under the guard, so that a concurrent quit() is queued after it.
             future = session.submit(step(session))
-        return _wait(future)
+        return result_of(future)
 
     def _end(self, what: str, step: Callable[[Client], Coroutine[Any, Any, None]]) -> None:
         _refuse_in_event_loop(f"SyncClient.{what}()")
@@ -182,7 +128,7 @@ class SyncClient(Configured):
                 self._finalizer.detach()
             future = session.submit(session.locked(step))
         try:
-            _wait(future)
+            result_of(future)
         finally:
             session.runner.stop()
 
@@ -196,7 +142,7 @@ class SyncClient(Configured):
             session = self._session
             if session is None:
                 return default
-            if threading.current_thread() is session.runner.thread:
+            if session.runner.in_thread():
                 return read(session.client)
             future = session.submit(on_loop(session.client))
         return future.result()
@@ -287,17 +233,9 @@ class SyncClient(Configured):
 
 # -- send_sync: one message, one connection, on a loop shared by every call -------------
 
-_shared: _LoopThread | None = None
-_shared_guard = threading.Lock()
-
-
-def _shared_loop() -> _LoopThread:
-    global _shared
-    with _shared_guard:
-        if _shared is None:
-            _shared = _LoopThread("smtpx-send-sync")
-            atexit.register(_shared.stop)
-        return _shared
+#: Shared by every call; stopped at exit (a daemon thread started on first use).
+_SHARED = LoopThread("smtpx-send-sync")
+atexit.register(_SHARED.stop)
 
 
 def send_sync(
@@ -328,4 +266,4 @@ def send_sync(
         retry=retry,
         **client_options,
     )
-    return _wait(_shared_loop().submit(coroutine))
+    return _SHARED.run(coroutine)
