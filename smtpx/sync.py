@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from smtpx import errors as e
 from smtpx._message import MessageInput
@@ -29,12 +30,13 @@ from smtpx._reply import Reply
 from smtpx.client import Client, send
 from smtpx.config import ClientConfig, ClientOptions, Configured, resolve_config
 from smtpx.loopthread import LoopThread, result_of
-from smtpx.results import Ready, SendResult
+from smtpx.results import SendResult
 from smtpx.retry import RetryPolicy
 
 __all__ = ["SyncClient", "send_sync"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def _refuse_in_event_loop(what: str) -> None:
@@ -72,10 +74,33 @@ class _Session:
             self.runner.stop(wait=False)
 
 
+def _forward(
+    method: Callable[Concatenate[Client, P], Coroutine[Any, Any, T]],
+    *,
+    locks_itself: bool = False,
+) -> Callable[Concatenate[SyncClient, P], T]:
+    """``Client.<method>``, blocking: the same signature and docstring, run on the
+    client's loop thread, under the client's lock unless *method* takes it itself."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def blocking(self: SyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        def step(session: _Session) -> Coroutine[Any, Any, T]:
+            if locks_itself:
+                return method(session.client, *args, **kwargs)
+            return session.locked(lambda client: method(client, *args, **kwargs))
+
+        return self._call(name, step)
+
+    return blocking
+
+
 class SyncClient(Configured):
     """A blocking SMTP client: :class:`smtpx.Client`'s semantics, from any thread.
 
-    The arguments are those of :class:`smtpx.Client`.  Use as a context manager
+    The arguments are those of :class:`smtpx.Client`, and so are the methods: each of
+    its commands (``ehlo``, ``mail``, ``rcpt``, ``data``, ``noop``, ``pipeline``...) is
+    here with the same signature, blocking.  Use as a context manager
     (``with SyncClient(...) as client:``), or call :meth:`send` directly (it
     connects when needed) and :meth:`quit` at the end.  After :meth:`quit` or
     :meth:`close` the client may be used again: it then reconnects, on a new
@@ -149,36 +174,27 @@ class SyncClient(Configured):
 
     # -- the API ------------------------------------------------------------------------
 
-    def connect(self) -> Ready:
-        """Connect (again), EHLO, secure the session per ``tls`` and authenticate.
-
-        Not needed before :meth:`send`, which connects when it must.
-        """
-
-        async def connect(client: Client) -> Ready:
-            return await client.connect()
-
-        return self._call("connect", lambda session: session.locked(connect))
-
-    def send(
-        self,
-        message: MessageInput,
-        *,
-        sender: str | None = None,
-        recipients: Iterable[str] | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> SendResult:
-        """Send ``message`` and report each recipient, exactly as ``Client.send`` does.
-
-        Blocks until done; raises the same typed errors.  Sends from several threads
-        run one after the other on the shared connection.
-        """
-        return self._call(
-            "send",
-            lambda session: session.client.send(
-                message, sender=sender, recipients=recipients, retry=retry
-            ),
-        )
+    # Client's command surface, blocking: each of Client's coroutine methods, with its
+    # signature and docstring, run on the loop thread under the client's lock (send takes
+    # the lock itself). quit() and close() below also stop the thread.
+    connect = _forward(Client.connect)
+    send = _forward(Client.send, locks_itself=True)
+    send_envelope = _forward(Client.send_envelope)
+    ehlo = _forward(Client.ehlo)
+    helo = _forward(Client.helo)
+    starttls = _forward(Client.starttls)
+    login = _forward(Client.login)
+    mail = _forward(Client.mail)
+    rcpt = _forward(Client.rcpt)
+    data = _forward(Client.data)
+    bdat = _forward(Client.bdat)
+    rset = _forward(Client.rset)
+    noop = _forward(Client.noop)
+    vrfy = _forward(Client.vrfy)
+    expn = _forward(Client.expn)
+    help = _forward(Client.help)
+    pipeline = _forward(Client.pipeline)
+    command = _forward(Client.command)
 
     def quit(self) -> None:
         """Wait for sends in progress, say QUIT, close, and stop the background thread."""
