@@ -10,6 +10,8 @@ from typing import Any
 
 from smtpx.testing._server import ScriptedServer
 
+__all__ = ["serve_in_thread"]
+
 
 @contextlib.contextmanager
 def serve_in_thread(
