@@ -42,6 +42,8 @@ from smtpx.protocol.ledger import Entry
 from smtpx.protocol.limits import WRITE_SLICE
 from smtpx.protocol.session import Session
 
+__all__ = ["Connection", "Network", "open_connection"]
+
 T = TypeVar("T")
 
 #: Non-public aiosmtplib names this module relies on (tested against every allowed

@@ -7,6 +7,8 @@ import ssl
 
 from smtpx.errors import UsageError
 
+__all__ = ["TLSMode", "client_context", "default_context"]
+
 
 class TLSMode(enum.Enum):
     """How the connection is secured.

@@ -41,6 +41,8 @@ from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS, hello, secure
 from smtpx.results import Authenticated, Ready, SendResult, Success
 from smtpx.retry import RetryPolicy, send_with_retry
 
+__all__ = ["Client", "send"]
+
 T = TypeVar("T")
 
 logger = logging.getLogger("smtpx.client")

@@ -15,8 +15,27 @@ import click
 
 from smtpx import errors as e
 from smtpx._codes import describe
-from smtpx._tls import TLSMode, default_context
+from smtpx._tls import TLSMode, client_context
 from smtpx.results import SendResult, Success
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "Exit",
+    "advice",
+    "client_options",
+    "echo",
+    "exit_code",
+    "explain_error",
+    "honour_no_color",
+    "host_port",
+    "password_for",
+    "print_failure",
+    "print_result",
+    "timeout_option",
+    "tls_context",
+    "tls_options",
+    "tone",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -235,19 +254,14 @@ def tls_context(
     if ca_file is None and cert_file is None:
         return None
     try:
-        context = default_context(cafile=str(ca_file) if ca_file is not None else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise click.BadParameter(f"cannot load {ca_file}: {exc}", param_hint="--ca-file") from exc
-    if cert_file is not None:
-        try:
-            context.load_cert_chain(cert_file, key_file)
-        except (OSError, ssl.SSLError) as exc:
-            files = f"{cert_file}" + (f" and {key_file}" if key_file is not None else "")
-            raise click.BadParameter(
-                f"cannot load the client certificate from {files}: {exc}",
-                param_hint="--cert-file",
-            ) from exc
-    return context
+        return client_context(
+            ca_file=str(ca_file) if ca_file is not None else None,
+            cert_file=str(cert_file) if cert_file is not None else None,
+            key_file=str(key_file) if key_file is not None else None,
+        )
+    except e.UsageError as exc:
+        hint = "--cert-file" if cert_file is not None else "--ca-file"
+        raise click.BadParameter(f"cannot load it: {exc.detail}", param_hint=hint) from exc
 
 
 def host_port(host: str, port: int) -> str:
