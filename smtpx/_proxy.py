@@ -65,21 +65,34 @@ async def connect_through(
         error: e.SMTPError = e.ConnectTimeout(
             f"Timed out connecting to {where} {via}", command=Command.CONNECT
         )
-        raise error from exc
+        raise error from _without_frames(exc)
     except python_socks.ProxyConnectionError as exc:
         error = e.ConnectError(
             f"Could not reach the proxy {proxy.redacted()} to connect to {where}: "
             f"{_scrub(exc, proxy)}",
             command=Command.CONNECT,
         )
-        raise error from exc
+        raise error from _without_frames(exc)
     except python_socks.ProxyError as exc:
         error = e.ConnectError(
             f"The proxy {proxy.redacted()} refused to connect to {where}: {_scrub(exc, proxy)}",
             command=Command.CONNECT,
         )
-        raise error from exc
+        raise error from _without_frames(exc)
     return connected
+
+
+def _without_frames(exc: BaseException) -> BaseException:
+    """``exc`` and the exceptions chained to it, with their tracebacks dropped: python-socks'
+    own frames hold the proxy password as locals (its RFC 1929 request), which error
+    trackers print.  The exceptions, with their types and messages, stay as the cause."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+    return exc
 
 
 def _scrub(exc: BaseException, proxy: ProxyURL) -> str:

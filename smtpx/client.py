@@ -439,6 +439,13 @@ class Client(Configured):
 
         Uses the client's ``credentials`` unless others are given here."""
         given = credentials_pair(credentials) if credentials is not None else None
+        config = self.config
+        if given is not None and not config.verify and not config.allow_insecure_auth:
+            raise e.UsageError(
+                "verify=False with credentials would send them to whoever answers: refused "
+                "unless allow_insecure_auth=True (development only)",
+                command=Command.AUTH,
+            )
         session = self._require()
         flow = AuthFlow(
             session, given or self._credentials, allow_plaintext=self.allow_plaintext_auth

@@ -176,6 +176,8 @@ class Pool(Configured):
         **client_options: Unpack[ClientOptions],
     ) -> None:
         self.config = resolve_config(host, port, config, client_options)
+        if self.config.sock is not None:
+            raise e.UsageError("sock= is one connection: a Pool opens several (give host=)")
         for name, value in (("size", size), ("max_messages", max_messages)):
             if type(value) is not int or value < 1:
                 raise e.UsageError(f"{name} must be an int of at least 1, not {value!r}")

@@ -22,6 +22,7 @@ from smtpx.testing import ScriptedServer
 MESSAGE = b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: hi\r\n\r\nHello.\r\n"
 PLAIN: dict[str, Any] = {"tls": "none", "local_hostname": "client.test", "timeout": 5}
 PROXY_PASSWORD = "pr0xy-SECRET-pw"
+WRONG = "wr0ng-" + PROXY_PASSWORD  # a global: a local would show in the test's own frame
 
 
 # -- source_address ----------------------------------------------------------------------
@@ -111,15 +112,17 @@ async def test_a_wrong_proxy_password_is_a_connect_error_without_the_password(
     server: ScriptedServer,
 ) -> None:
     async with Socks5Server(username="app", password=PROXY_PASSWORD) as proxy:
-        wrong = "wr0ng-" + PROXY_PASSWORD
-        client = smtpx.Client(server.host, server.port, proxy=proxy.url("app", wrong), **PLAIN)
+        client = smtpx.Client(server.host, server.port, proxy=proxy.url("app", WRONG), **PLAIN)
         with pytest.raises(smtpx.ConnectError) as info:
             await client.send(MESSAGE)
     assert proxy.failed_logins == 1 and server.connections == 0
     assert info.value.__cause__ is not None
     assert type(info.value.__cause__).__module__.startswith("python_socks")
     shown = "".join(traceback.format_exception(info.value))
-    assert wrong not in shown and wrong not in repr(client.config)
+    assert WRONG not in shown and WRONG not in repr(client.config)
+    # nor in any frame's locals, python-socks' own included (error trackers print them)
+    framed = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    assert WRONG not in "".join(framed.format())
     assert info.value.undelivered == ("bob@example.com",)
 
 
@@ -350,3 +353,21 @@ def test_verify_false_with_credentials_needs_allow_insecure_auth() -> None:
 def test_the_flags_are_bools(option: str) -> None:
     with pytest.raises(smtpx.UsageError, match=option):
         smtpx.ClientConfig(host="mx.example.com", **{option: "no"})  # type: ignore[arg-type]
+
+
+async def test_login_with_credentials_under_verify_false_needs_allow_insecure_auth(
+    server: ScriptedServer,
+) -> None:
+    client = smtpx.Client(server.host, server.port, verify=False, **PLAIN)
+    with pytest.raises(smtpx.UsageError, match="allow_insecure_auth") as info:
+        await client.login(("u", "s3cret-pw"))
+    assert "s3cret-pw" not in str(info.value)
+    assert server.connections == 0  # refused before anything connected
+
+
+async def test_a_pool_refuses_sock(server: ScriptedServer) -> None:
+    with (
+        socket.create_connection((server.host, server.port)) as sock,
+        pytest.raises(smtpx.UsageError, match="Pool"),
+    ):
+        smtpx.Pool(server.host, server.port, sock=sock, **PLAIN)
