@@ -219,47 +219,36 @@ def pki(ca: LocalCA, tmp_path: Path) -> dict[str, Any]:
     return {"server": ca.client_cert_server_context(), "dir": tmp_path}
 
 
+@pytest.mark.parametrize("presented", [True, False])
 @pytest.mark.parametrize("mode", ["starttls", "implicit"])
-async def test_a_client_certificate_the_server_requires(pki: dict[str, Any], mode: str) -> None:
+async def test_a_client_certificate_the_server_requires(
+    pki: dict[str, Any], mode: str, presented: bool
+) -> None:
     directory = pki["dir"]
-    implicit = mode == "implicit"
-    async with ScriptedServer(tls_context=pki["server"], implicit_tls=implicit) as server:
+    files = {"cert_file": directory / "client.crt", "key_file": directory / "client.key"}
+    async with ScriptedServer(
+        tls_context=pki["server"], implicit_tls=mode == "implicit"
+    ) as server:
         client = smtpx.Client(
             server.host,
             server.port,
             tls=mode,
             ca_file=directory / "ca.pem",
-            cert_file=directory / "client.crt",
-            key_file=directory / "client.key",
             local_hostname="client.test",
             timeout=5,
+            **(files if presented else {}),
         )
-        result = await client.send(MESSAGE)
-        assert client.encrypted
-        await client.quit()
-    assert result.accepted == ("bob@example.com",)
-
-
-@pytest.mark.parametrize("mode", ["starttls", "implicit"])
-async def test_without_the_required_client_certificate_no_message_goes(
-    pki: dict[str, Any], mode: str
-) -> None:
-    implicit = mode == "implicit"
-    async with ScriptedServer(tls_context=pki["server"], implicit_tls=implicit) as server:
-        client = smtpx.Client(
-            server.host,
-            server.port,
-            tls=mode,
-            ca_file=pki["dir"] / "ca.pem",
-            local_hostname="client.test",
-            timeout=5,
-        )
-        with pytest.raises(smtpx.SMTPError) as info:
-            await client.send(MESSAGE)
-    # TLS 1.3: the server's refusal may come after the client's side of the handshake
-    assert isinstance(info.value, smtpx.TLSError | smtpx.ConnectionLost | smtpx.ConnectError)
-    assert info.value.__cause__ is not None
-    assert not server.received_by("bob@example.com")
+        if presented:
+            result = await client.send(MESSAGE)
+            assert client.encrypted and result.accepted == ("bob@example.com",)
+            await client.quit()
+        else:
+            with pytest.raises(smtpx.SMTPError) as info:
+                await client.send(MESSAGE)
+            # TLS 1.3: the server's refusal may come after the client's side of the handshake
+            refused = smtpx.TLSError | smtpx.ConnectionLost | smtpx.ConnectError
+            assert isinstance(info.value, refused) and info.value.__cause__ is not None
+    assert len(server.received_by("bob@example.com")) == (1 if presented else 0)
 
 
 def test_an_encrypted_key_with_its_password(pki: dict[str, Any]) -> None:
