@@ -117,15 +117,19 @@ def _source_address(value: object) -> tuple[str, int] | None:
         return None
     if isinstance(value, tuple | list) and len(value) == 2:
         ip, port = value
-        try:
-            ipaddress.ip_address(ip) if isinstance(ip, str) else None
-        except ValueError:
-            ip = None
-        if isinstance(ip, str) and type(port) is int and 0 <= port <= 65535:
+        if _is_ip(ip) and type(port) is int and 0 <= port <= 65535:
             return (ip, port)
     raise UsageError(
         f"source_address must be an (ip, port) pair such as ('192.0.2.7', 0), not {value!r}"
     )
+
+
+def _is_ip(value: object) -> bool:
+    try:
+        ipaddress.ip_address(value)  # type: ignore[arg-type]  # anything else: ValueError
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def _sock(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -223,7 +227,6 @@ class ClientConfig:
     )
     verify: bool = attrs.field(default=True, validator=_flag)
     allow_insecure_auth: bool = attrs.field(default=False, validator=_flag)
-
     strategy: str = attrs.field(default="failover", validator=_strategy)
 
     def __attrs_post_init__(self) -> None:
