@@ -43,7 +43,7 @@ from celery import Celery, Task  # type: ignore[import-untyped]
 from celery.result import AsyncResult  # type: ignore[import-untyped]
 
 import smtpx
-from smtpx._message import MessageInput, prepare
+from smtpx import MessageInput, prepare
 
 __all__ = ["TASK_NAME", "MailOutcome", "Mailer", "enqueue_mail", "register"]
 
