@@ -10,6 +10,7 @@ one ``fsync``.
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -111,23 +112,55 @@ class Store:
 
     # -- the worker's cycle ---------------------------------------------------------------
 
-    def recover(self, now: float) -> tuple[int, int]:
+    def recover(self, now: float, started_before: float | None = None) -> tuple[int, int]:
         """After a worker stopped mid-attempt: a recipient whose end may have left becomes
-        ``delivery_unknown``; any other goes back to be sent.  Returns both counts."""
+        ``delivery_unknown``; any other goes back to be sent.  Returns both counts.
+
+        Every attempt not ended, or (``started_before``) only those whose lease began
+        before then: the attempts of workers that share the database stay theirs."""
+        before = math.inf if started_before is None else started_before
         with self._transaction() as db:
             unknown = db.execute(
                 "UPDATE recipient SET state = 'delivery_unknown', due = NULL, attempt = NULL,"
                 " end_written = 0, error = 'DeliveryUnknown', code = NULL, enhanced = NULL,"
-                " reason = NULL, text = ?, updated = ?"
-                " WHERE attempt IS NOT NULL AND end_written = 1",
-                (_STOPPED_AFTER_END, now),
+                " reason = NULL, text = ?, updated = ? WHERE end_written = 1 AND attempt IN"
+                " (SELECT id FROM attempt WHERE ended IS NULL AND started < ?)",
+                (_STOPPED_AFTER_END, now, before),
             ).rowcount
             back = db.execute(
-                "UPDATE recipient SET attempt = NULL, updated = ? WHERE attempt IS NOT NULL",
-                (now,),
+                "UPDATE recipient SET attempt = NULL, updated = ? WHERE attempt IN"
+                " (SELECT id FROM attempt WHERE ended IS NULL AND started < ?)",
+                (now, before),
             ).rowcount
-            db.execute("UPDATE attempt SET ended = ? WHERE ended IS NULL", (now,))
+            db.execute(
+                "UPDATE attempt SET ended = ? WHERE ended IS NULL AND started < ?", (now, before)
+            )
         return unknown, back
+
+    def take(self, attempt: int, now: float) -> Job | None:
+        """The job of a claimed attempt, for the worker that delivers it; its lease starts
+        again now.  None when the attempt has ended (recovered, or delivered already)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT a.message_id, m.sender FROM attempt a JOIN message m"
+                " ON m.id = a.message_id WHERE a.id = ? AND a.ended IS NULL",
+                (attempt,),
+            ).fetchone()
+            rows = db.execute(
+                "SELECT address, attempts FROM recipient WHERE attempt = ? ORDER BY position",
+                (attempt,),
+            ).fetchall()
+            if row is None or not rows:
+                db.execute("UPDATE attempt SET ended = ? WHERE id = ?", (now, attempt))
+                return None
+            db.execute("UPDATE attempt SET started = ? WHERE id = ?", (now, attempt))
+        return Job(
+            message_id=row[0],
+            sender=row[1],
+            recipients=tuple(address for address, _ in rows),
+            attempts=dict(rows),
+            attempt=attempt,
+        )
 
     def expire(self, now: float) -> tuple[int, list[str]]:
         """Recipients still to send whose message is past ``expires`` become ``expired``.
