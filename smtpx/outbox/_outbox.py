@@ -269,8 +269,9 @@ class Outbox:
         """Deliver one attempt that ``dispatch`` handed out, through ``via``, recording
         each recipient's outcome as ``run`` does (the end marker before the end of the
         message, every verdict after the reply).  Returns each recipient's state
-        afterwards; None when the attempt is no longer this worker's (delivered already,
-        or taken back after its lease), which makes a task run twice harmless.
+        afterwards; None when the attempt is not this worker's to send: another
+        ``deliver`` took it first (a task run twice, or run again after its worker
+        died mid-send), or ``dispatch`` took it back after its lease.
         """
         if not isinstance(via, smtpx.Client | smtpx.Pool):
             raise smtpx.UsageError(f"deliver() sends through a Client or a Pool, not {via!r}")

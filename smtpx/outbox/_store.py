@@ -138,28 +138,41 @@ class Store:
         return unknown, back
 
     def take(self, attempt: int, now: float) -> Job | None:
-        """The job of a claimed attempt, for the worker that delivers it; its lease starts
-        again now.  None when the attempt has ended (recovered, or delivered already)."""
+        """The job of an attempt ``due`` claimed, for the one worker that delivers it.
+
+        The claimed attempt ends and a new one, whose lease starts now, takes its
+        recipients: a second ``take`` of the same attempt (a task queue delivering the
+        task twice, or again after its worker died mid-send) gets None, so it can never
+        send what the first may be sending.  None too when the attempt was taken back."""
         with self._transaction() as db:
             row = db.execute(
                 "SELECT a.message_id, m.sender FROM attempt a JOIN message m"
                 " ON m.id = a.message_id WHERE a.id = ? AND a.ended IS NULL",
                 (attempt,),
             ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE attempt SET ended = ? WHERE id = ?", (now, attempt))
             rows = db.execute(
                 "SELECT address, attempts FROM recipient WHERE attempt = ? ORDER BY position",
                 (attempt,),
             ).fetchall()
-            if row is None or not rows:
-                db.execute("UPDATE attempt SET ended = ? WHERE id = ?", (now, attempt))
+            if not rows:
                 return None
-            db.execute("UPDATE attempt SET started = ? WHERE id = ?", (now, attempt))
+            taken = db.execute(
+                "INSERT INTO attempt (message_id, started) VALUES (?, ?)", (row[0], now)
+            ).lastrowid
+            assert taken is not None
+            db.execute(
+                "UPDATE recipient SET attempt = ?, updated = ? WHERE attempt = ?",
+                (taken, now, attempt),
+            )
         return Job(
             message_id=row[0],
             sender=row[1],
             recipients=tuple(address for address, _ in rows),
             attempts=dict(rows),
-            attempt=attempt,
+            attempt=taken,
         )
 
     def expire(self, now: float) -> tuple[int, list[str]]:
