@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from outboxes import virtual_clock, virtual_outbox
 
 import smtpx
 from smtpx import VirtualClock
@@ -25,7 +26,6 @@ from smtpx.outbox import Outbox, State
 from smtpx.testing import ScriptedServer
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
-START = 1_000_000.0
 LEASE = 600.0
 ALICE, BOB = "alice@example.com", "bob@example.com"
 
@@ -36,22 +36,12 @@ def message(n: int) -> bytes:
 
 @pytest.fixture
 def clock() -> VirtualClock:
-    clock = VirtualClock()
-    clock.now = START
-    return clock
+    return virtual_clock()
 
 
 @pytest.fixture
 def outbox(tmp_path: Path, clock: VirtualClock) -> Iterator[Outbox]:
-    policy = smtpx.RetryPolicy(attempts=3, backoff=smtpx.Backoff(initial=10, jitter=0))
-    with Outbox(
-        tmp_path / "outbox.db",
-        retry=policy,
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        max_age=10_000,
-        lease=LEASE,
-    ) as box:
+    with virtual_outbox(tmp_path, clock, lease=LEASE) as box:
         yield box
 
 

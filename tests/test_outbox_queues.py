@@ -11,9 +11,6 @@ these tests skip, unless ``CI=true`` or ``SMTPX_REQUIRE_REAL_SERVERS=1``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
-import importlib
 import os
 import subprocess
 import sys
@@ -21,9 +18,9 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from celeryworker import celery_worker
 from redisserver import running_redis
 
 if os.environ.get("CI", "").lower() != "true":  # in CI a missing extra is an error
@@ -144,48 +141,13 @@ deliver, dispatch = register_outbox(app, os.environ["OUTBOX_DB"], mailer, retry=
 """
 
 
-@contextlib.contextmanager
-def celery_worker(workdir: Path, env: dict[str, str]) -> Iterator[Any]:
-    """The app module imported here, and a prefork worker of three processes running it."""
-    (workdir / "smtpx_outbox_app.py").write_text(textwrap.dedent(CELERY_APP))
-    env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(workdir), *sys.path])}
-    log_path = workdir / "worker.log"
-    log = log_path.open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "smtpx_outbox_app", "worker", "--pool=prefork",
-         "--concurrency=3", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    previous = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    sys.path.insert(0, str(workdir))
-    module: Any = None
-    try:
-        module = importlib.import_module("smtpx_outbox_app")
-        deadline = time.monotonic() + 30
-        while not module.app.control.ping(timeout=0.5):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker did not start; its log:\n{log_path.read_text()}")
-        yield module
-    finally:
-        if module is not None:
-            gc.collect()
-            module.app.backend.result_consumer.stop()
-            module.app.close()
-        sys.path.remove(str(workdir))
-        sys.modules.pop("smtpx_outbox_app", None)
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        log.close()
+CELERY_FLAGS = (
+    "--pool=prefork",
+    "--concurrency=3",
+    "--without-gossip",
+    "--without-mingle",
+    "--loglevel=INFO",
+)
 
 
 def test_celery_workers_share_the_outbox_and_send_each_recipient_once(
@@ -194,7 +156,7 @@ def test_celery_workers_share_the_outbox_and_send_each_recipient_once(
     db = tmp_path / "outbox.db"
     put_batch(db)
     env = {"BROKER_URL": f"{redis_url}/1", "SMTP_PORT": str(smtp.port), "OUTBOX_DB": str(db)}
-    with celery_worker(tmp_path, env) as app:
+    with celery_worker(tmp_path, "smtpx_outbox_app", CELERY_APP, env, CELERY_FLAGS) as app:
         with Outbox(db) as outbox:  # the application hands out what it put
             handed = asyncio.run(outbox.dispatch(celery_enqueuer(app.deliver)))
         assert handed == MESSAGES

@@ -215,19 +215,7 @@ class Outbox:
         self._stop.clear()
         try:
             with self._worker_lock():
-                worker = Worker(
-                    store=self._store,
-                    bodies=self._bodies,
-                    via=via,
-                    concurrency=concurrency,
-                    policy=self.retry,
-                    clock=self._clock,
-                    sleep=self._sleep,
-                    poll_interval=self.poll_interval,
-                    wake=self._wake,
-                    stop=self._stop,
-                    grace=_seconds("grace", grace, positive=False),
-                )
+                worker = self._worker(via, concurrency, _seconds("grace", grace, positive=False))
                 await worker.run(until_idle=until_idle)
         finally:
             self._running = False
@@ -281,19 +269,7 @@ class Outbox:
             job = self._store.take(attempt, self._clock())
         if job is None:
             return None
-        worker = Worker(
-            store=self._store,
-            bodies=self._bodies,
-            via=via,
-            concurrency=1,
-            policy=self.retry,
-            clock=self._clock,
-            sleep=self._sleep,
-            poll_interval=self.poll_interval,
-            wake=self._wake,
-            stop=self._stop,
-            grace=0.0,
-        )
+        worker = self._worker(via, 1, 0.0)
         try:
             # well inside the lease: a send still under way is never taken back
             async with asyncio.timeout(self.lease / 2):
@@ -307,6 +283,21 @@ class Outbox:
         if status is None:
             return None
         return {r.address: r.state for r in status.recipients if r.address in job.recipients}
+
+    def _worker(self, via: smtpx.Client | smtpx.Pool, concurrency: int, grace: float) -> Worker:
+        return Worker(
+            store=self._store,
+            bodies=self._bodies,
+            via=via,
+            concurrency=concurrency,
+            policy=self.retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            poll_interval=self.poll_interval,
+            wake=self._wake,
+            stop=self._stop,
+            grace=grace,
+        )
 
     def stop(self) -> None:
         """Ask ``run`` to return: it claims nothing new and lets attempts under way end."""

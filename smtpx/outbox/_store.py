@@ -169,13 +169,7 @@ class Store:
                 "UPDATE recipient SET attempt = ?, updated = ? WHERE attempt = ?",
                 (taken, now, attempt),
             )
-        return Job(
-            message_id=row[0],
-            sender=row[1],
-            recipients=tuple(address for address, _ in rows),
-            attempts=dict(rows),
-            attempt=taken,
-        )
+        return _job(row[0], row[1], rows, taken)
 
     def expire(self, now: float) -> tuple[int, list[str]]:
         """Recipients still to send whose message is past ``expires`` become ``expired``.
@@ -253,13 +247,7 @@ class Store:
                 " updated = ? WHERE message_id = ? AND address = ?",
                 [(attempt, now, message_id, address) for address, _ in rows],
             )
-        return Job(
-            message_id=message_id,
-            sender=sender[0],
-            recipients=tuple(address for address, _ in rows),
-            attempts={address: count + 1 for address, count in rows},
-            attempt=attempt,
-        )
+        return _job(message_id, sender[0], [(a, count + 1) for a, count in rows], attempt)
 
     def mark_end(self, attempt: int, recipients: Iterable[str], now: float) -> None:
         """Record, durably, that this attempt's end may reach ``recipients`` from now on."""
@@ -428,6 +416,17 @@ class Store:
 
     def integrity(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _job(message_id: int, sender: str, rows: list[tuple[str, int]], attempt: int) -> Job:
+    """The job of an attempt: ``rows`` are (address, attempts, this one included)."""
+    return Job(
+        message_id=message_id,
+        sender=sender,
+        recipients=tuple(address for address, _ in rows),
+        attempts=dict(rows),
+        attempt=attempt,
+    )
 
 
 _STOPPED_AFTER_END = (
