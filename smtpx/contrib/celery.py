@@ -46,7 +46,6 @@ the next ``dispatch``, not Celery's.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -60,6 +59,7 @@ from celery.result import AsyncResult  # type: ignore[import-untyped]
 
 import smtpx
 from smtpx._message import MessageInput, prepare
+from smtpx.loopthread import LoopThread
 from smtpx.outbox import Outbox
 
 __all__ = [
@@ -325,26 +325,36 @@ def enqueue_mail(
 
 
 class _OutboxProcess:
-    """This worker process's outbox database, event loop and SMTP connection, made on
-    first use after the worker has forked (none of them survives a fork)."""
+    """This worker process's outbox database and SMTP connection, on a loop thread of its
+    own (``smtpx.loopthread``), all made on first use after the worker has forked (none
+    of them survives a fork)."""
 
     def __init__(self, path: Path, mailer: Mailer, options: dict[str, Any]) -> None:
         self.path, self.mailer, self.options = path, mailer, options
         self._lock = threading.Lock()
         self._pid = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
         self._outbox: Outbox | None = None
         self._client: smtpx.Client | None = None
 
+    async def _open(self) -> None:
+        # on the loop's thread: SQLite connections serve the thread that made them
+        self._outbox = Outbox(self.path, **self.options)
+        self._client = smtpx.Client(config=self.mailer.config)
+
     def run(self, work: Callable[[Outbox, smtpx.Client], Awaitable[T]]) -> T:
         with self._lock:  # one task at a time per process (a threads pool too)
-            if self._pid != os.getpid() or self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                self._outbox = Outbox(self.path, **self.options)
-                self._client = smtpx.Client(config=self.mailer.config)
+            if self._pid != os.getpid() or self._thread is None:
+                self._thread = LoopThread("smtpx-celery-outbox")
+                self._thread.run(self._open())
                 self._pid = os.getpid()
-            assert self._outbox is not None and self._client is not None
-            return self._loop.run_until_complete(work(self._outbox, self._client))
+            outbox, client = self._outbox, self._client
+            assert outbox is not None and client is not None
+
+            async def job() -> T:
+                return await work(outbox, client)
+
+            return self._thread.run(job())
 
 
 def register_outbox(
