@@ -257,7 +257,7 @@ atexit.register(_SHARED.stop)
 def send_sync(
     message: MessageInput,
     *,
-    host: str,
+    host: str | None = None,  # or hosts= in client_options
     port: int | None = None,
     sender: str | None = None,
     recipients: Iterable[str] | None = None,

@@ -334,3 +334,18 @@ async def test_a_connection_lost_at_mail_moves_on_only_if_the_end_was_not_writte
             assert result.port == int(hosts[1].rsplit(":", 1)[1])
     assert received(started[1]) == (0 if chunking else 1)
     assert started[1] is not None and started[1].connections == (0 if chunking else 1)
+
+
+async def test_sync_client_and_send_sync_fail_over() -> None:
+    import asyncio
+
+    async with servers(MOVES_ON["421 greeting"], good) as (hosts, started):
+        good_port = int(hosts[1].rsplit(":", 1)[1])
+
+        def blocking() -> tuple[int | None, int | None]:
+            with smtpx.SyncClient(hosts=hosts, **PLAIN) as client:
+                first = client.send(MESSAGE).port
+            return first, smtpx.send_sync(MESSAGE, hosts=hosts, **PLAIN).port
+
+        assert await asyncio.to_thread(blocking) == (good_port, good_port)
+    assert received(started[1]) == 2
