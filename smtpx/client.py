@@ -395,7 +395,7 @@ class Client(Configured):
                         try:
                             await self._connect_any(rest)
                         except e.SMTPError as failure:
-                            failure.undelivered = envelope.recipients  # nobody got it
+                            e.enrich(failure, undelivered=envelope.recipients)  # nobody got it
                             raise
                         continue
                     return attrs.evolve(result, host=self.host, port=self.port)
