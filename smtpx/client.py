@@ -24,6 +24,7 @@ from smtpx._commands import Command
 from smtpx._edge import Connection, Network, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
+from smtpx._retry_engine import send_with_retry
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode, default_context
 from smtpx.config import ClientConfig, ClientOptions, Configured, credentials_pair, resolve_config
@@ -34,7 +35,7 @@ from smtpx.protocol.mail import MailFlow
 from smtpx.protocol.session import Session
 from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS, hello, secure
 from smtpx.results import Authenticated, Ready, SendResult, Success
-from smtpx.retry import RetryPolicy, send_with_retry
+from smtpx.retry import RetryPolicy
 
 T = TypeVar("T")
 
