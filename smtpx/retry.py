@@ -35,6 +35,20 @@ from tenacity.wait import wait_base
 from smtpx import errors as e
 from smtpx._reasons import Reason
 
+__all__ = [
+    "GREYLIST_MINIMUM",
+    "Backoff",
+    "ReasonWaits",
+    "RetryEvent",
+    "RetryPolicy",
+    "VirtualClock",
+    "is_retryable",
+    "retry_if_transient",
+    "server_hint",
+    "suggested_delay",
+    "wait_suggested",
+]
+
 logger = logging.getLogger("smtpx.retry")
 
 # A delay the reply asks for: "try again in 5 minutes", "retry after 60 seconds",

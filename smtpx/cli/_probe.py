@@ -33,6 +33,8 @@ from smtpx.cli._common import (
 from smtpx.client import Client
 from smtpx.results import SUCCESS_TYPES
 
+__all__ = ["probe"]
+
 
 def parse_target(target: str) -> tuple[str, int | None]:
     """``host``, ``host:port``, ``[::1]:port`` or a bare IPv6 address."""
