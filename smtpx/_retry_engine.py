@@ -203,9 +203,9 @@ class _Retry:
             await retrying(self.attempt)
         except e.SMTPError:
             if not books.accepted:  # nobody has the message: raise the last real error
-                error = books.history[-1]
-                error.attempts = tuple(books.history)
-                error.rejected = books.refusals()
+                error = e.enrich(
+                    books.history[-1], attempts=books.history, rejected=books.refusals()
+                )
                 raise error from error.__cause__
         assert books.last_reply is not None  # an attempt went through: someone accepted
         return SendResult(tuple(books.accepted), books.refusals(), books.last_reply)

@@ -209,7 +209,7 @@ class Client(ClientCommands):
                     try:
                         await self.connect()
                     except e.SMTPError as failure:
-                        failure.undelivered = envelope.recipients  # nobody got it
+                        e.enrich(failure, undelivered=envelope.recipients)  # nobody got it
                         raise
                 session = self._session
                 assert session is not None
@@ -219,8 +219,7 @@ class Client(ClientCommands):
             # expired outside a flow (connecting, the greeting): nothing was sent
             self.close()
             error = e.ResponseTimeout(detail, command=Command.CONNECT)
-            error.undelivered = envelope.recipients
-            raise error from exc
+            raise e.enrich(error, undelivered=envelope.recipients) from exc
         finally:
             self._total = None
 
