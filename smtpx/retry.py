@@ -158,9 +158,9 @@ GREYLIST_MINIMUM = 300.0
 class ReasonWaits:
     """The least wait a refusal's reason implies, on top of the backoff and the hint.
 
-    ``greylisted``: no retry before the greylisting delay (``GREYLIST_MINIMUM``,
-    postgrey's default).  ``rate_limited``: back off from this, doubling each
-    attempt.  ``reputation``: a 4xx naming a blocklist or the sender's
+    ``greylisted``: no retry before the greylisting delay: the one the reply names,
+    else this (``GREYLIST_MINIMUM``, postgrey's default).  ``rate_limited``: back
+    off from this, doubling each attempt.  ``reputation``: a 4xx naming a blocklist or the sender's
     reputation is retried on this long schedule, doubling each attempt.  Every
     wait is capped at ``maximum``.
     """
@@ -174,11 +174,16 @@ class ReasonWaits:
         if min(self.greylisted, self.rate_limited, self.reputation, self.maximum) < 0:
             raise e.UsageError(f"waits must not be negative: {self!r}")
 
-    def least(self, attempt: int, reason: Reason) -> float:
-        """The least wait after failed attempt ``attempt`` (1-based) refused for ``reason``."""
+    def least(self, attempt: int, reason: Reason, hint: float | None = None) -> float:
+        """The least wait after failed attempt ``attempt`` (1-based) refused for ``reason``.
+
+        ``hint`` is the delay the reply itself asks for (``server_hint``): a greylisting
+        server that says "try again in 60 seconds" names its own delay, which then
+        stands in for the ``greylisted`` default.
+        """
         growth = 2.0 ** max(attempt - 1, 0)
         if reason is Reason.GREYLISTED:
-            wait = self.greylisted
+            wait = self.greylisted if hint is None else hint
         elif reason is Reason.RATE_LIMITED:
             wait = self.rate_limited * growth
         elif reason in SLOW_REASONS:
@@ -216,7 +221,8 @@ def suggested_delay(
     delay = (backoff or Backoff()).delay(attempt, error)
     if waits is None:
         return delay
-    return max([delay, *(waits.least(attempt, reason) for reason in reasons_of(error))])
+    hint = server_hint(error)
+    return max([delay, *(waits.least(attempt, reason, hint) for reason in reasons_of(error))])
 
 
 class wait_suggested(wait_base):  # noqa: N801 - named like tenacity's waits
@@ -297,7 +303,8 @@ class RetryPolicy:
         for error in errors:
             choice = (self.backoff.delay(attempt, error), error.reason)
             if self.backoff.honour_hint:
+                hint = server_hint(error)
                 for reason in reasons_of(error):
-                    choice = max(choice, (self.waits.least(attempt, reason), reason))
+                    choice = max(choice, (self.waits.least(attempt, reason, hint), reason))
             choices.append(choice)
         return max(choices, key=lambda choice: choice[0], default=(0.0, Reason.OTHER))
