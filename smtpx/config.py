@@ -19,6 +19,7 @@ from typing import Any, TypedDict
 
 import attrs
 
+from smtpx import _connect_options as connect_options
 from smtpx._address import check_hostname
 from smtpx._hosts import STRATEGIES, Endpoint, parse_endpoint
 from smtpx._proxy_url import ProxyURL, proxy_url
@@ -111,58 +112,6 @@ def _tls_context(instance: object, attribute: attrs.Attribute[Any], value: objec
         raise UsageError(f"tls_context must be an ssl.SSLContext, not {type(value).__name__}")
 
 
-def _source_address(value: object) -> tuple[str, int] | None:
-    """``(ip, port)`` to bind before connecting; port 0 lets the system choose."""
-    if value is None:
-        return None
-    if isinstance(value, tuple | list) and len(value) == 2:
-        ip, port = value
-        if _is_ip(ip) and type(port) is int and 0 <= port <= 65535:
-            return (ip, port)
-    raise UsageError(
-        f"source_address must be an (ip, port) pair such as ('192.0.2.7', 0), not {value!r}"
-    )
-
-
-def _is_ip(value: object) -> bool:
-    try:
-        ipaddress.ip_address(value)  # type: ignore[arg-type]  # anything else: ValueError
-    except ValueError:
-        return False
-    return isinstance(value, str)
-
-
-def _sock(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, socket.socket):
-        raise UsageError(f"sock must be a connected socket.socket, not {type(value).__name__}")
-    if value.type != socket.SOCK_STREAM:
-        raise UsageError(f"sock must be a stream (SOCK_STREAM) socket, not {value.type!r}")
-    try:
-        value.getpeername()
-    except OSError as exc:
-        raise UsageError(f"sock must be connected to the server already: {exc}") from None
-
-
-def _path(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, os.PathLike):
-        path = os.fspath(value)
-        if isinstance(path, str):
-            return path
-    raise UsageError(f"a certificate or key file is a path (str), not {type(value).__name__}")
-
-
-def _key_password(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    kind = type(value).__name__
-    del value  # a password: keep it out of this frame's locals in a traceback
-    raise UsageError(f"key_password must be a str or None, not {kind}")
-
-
 def _endpoints(value: object) -> tuple[Endpoint, ...]:
     if isinstance(value, str) or not isinstance(value, tuple | list):
         raise UsageError(
@@ -216,21 +165,23 @@ class ClientConfig:
     chunking: bool = attrs.field(default=True, validator=_flag)
     add_missing_headers: bool = attrs.field(default=True, validator=_flag)
     # Where the connection comes from, and the client's own certificate.
-    source_address: tuple[str, int] | None = attrs.field(default=None, converter=_source_address)
-    sock: socket.socket | None = attrs.field(default=None, validator=_sock)
+    source_address: tuple[str, int] | None = attrs.field(
+        default=None, converter=connect_options.source_address
+    )
+    sock: socket.socket | None = attrs.field(default=None, validator=connect_options.sock)
     proxy: ProxyURL | None = attrs.field(default=None, converter=proxy_url)
-    ca_file: str | None = attrs.field(default=None, converter=_path)
-    cert_file: str | None = attrs.field(default=None, converter=_path)
-    key_file: str | None = attrs.field(default=None, converter=_path)
+    ca_file: str | None = attrs.field(default=None, converter=connect_options.path)
+    cert_file: str | None = attrs.field(default=None, converter=connect_options.path)
+    key_file: str | None = attrs.field(default=None, converter=connect_options.path)
     key_password: str | None = attrs.field(
-        default=None, converter=_key_password, metadata={"secret": True}
+        default=None, converter=connect_options.key_password, metadata={"secret": True}
     )
     verify: bool = attrs.field(default=True, validator=_flag)
     allow_insecure_auth: bool = attrs.field(default=False, validator=_flag)
     strategy: str = attrs.field(default="failover", validator=_strategy)
 
     def __attrs_post_init__(self) -> None:
-        _check_origin(self)
+        connect_options.check_origin(self)
         _check_hosts(self)
 
     @property
@@ -270,28 +221,6 @@ class ClientConfig:
 
 def _shown(field: attrs.Attribute[Any], value: object) -> object:
     return "***" if field.metadata.get("secret") and value is not None else value
-
-
-def _check_origin(config: ClientConfig) -> None:
-    """The options that only make sense together, or not at all together."""
-    if config.sock is not None and (config.proxy is not None or config.source_address):
-        raise UsageError(
-            "sock= is a connection already made: proxy= and source_address= cannot apply to it"
-        )
-    if config.cert_file is None and (config.key_file or config.key_password is not None):
-        raise UsageError("key_file and key_password need cert_file (the client certificate)")
-    own_context = config.ca_file is not None or config.cert_file is not None or not config.verify
-    if config.tls_context is not None and own_context:
-        raise UsageError(
-            "ca_file, cert_file and verify=False configure smtpx's own TLS context: with "
-            "tls_context=, load the certificate into it (load_cert_chain) or set its "
-            "verify_mode yourself"
-        )
-    if not config.verify and config.credentials is not None and not config.allow_insecure_auth:
-        raise UsageError(
-            "verify=False with credentials would send them to whoever answers: refused "
-            "unless allow_insecure_auth=True (development only)"
-        )
 
 
 def _check_hosts(config: ClientConfig) -> None:
