@@ -349,3 +349,12 @@ async def test_sync_client_and_send_sync_fail_over() -> None:
 
         assert await asyncio.to_thread(blocking) == (good_port, good_port)
     assert received(started[1]) == 2
+
+
+async def test_with_a_retry_policy_the_result_names_the_host_that_answered() -> None:
+    async with servers(MOVES_ON["421 greeting"], good) as (hosts, started):
+        result = await smtpx.send(
+            MESSAGE, hosts=hosts, retry=smtpx.RetryPolicy.for_testing(), **PLAIN
+        )
+    assert f"{result.host}:{result.port}" == hosts[1]
+    assert received(started[1]) == 1
