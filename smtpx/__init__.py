@@ -12,6 +12,7 @@ from smtpx._end_of_message import EndOfMessageHook, before_end_of_message
 from smtpx._enhanced import EnhancedStatus, RegistryEntry
 from smtpx._explain import explain
 from smtpx._message import Envelope, MessageInput, prepare
+from smtpx._oauth import OAuth2
 from smtpx._reasons import Reason
 from smtpx._reply import Reply
 from smtpx._secret import Credentials
@@ -72,6 +73,8 @@ from smtpx.errors import (
     NoSMTPService,
     NoSuchMailbox,
     NotAcceptingMessages,
+    OAuthRejected,
+    OAuthTokenError,
     ParameterNotImplemented,
     ParametersNotAccommodated,
     ParametersNotRecognized,
@@ -215,6 +218,9 @@ __all__ = [
     "NoSMTPService",
     "NoSuchMailbox",
     "NotAcceptingMessages",
+    "OAuth2",
+    "OAuthRejected",
+    "OAuthTokenError",
     "Ok",
     "ParameterNotImplemented",
     "ParametersNotAccommodated",

@@ -23,6 +23,7 @@ from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
 from smtpx._edge import Connection, Network, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
+from smtpx._oauth import OAuth2
 from smtpx._reply import Reply
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode, default_context
@@ -31,6 +32,7 @@ from smtpx.protocol.flow import Flow, Steps, StepsFlow, ok
 from smtpx.protocol.interruptions import Verdict
 from smtpx.protocol.ledger import Entry
 from smtpx.protocol.mail import MailFlow
+from smtpx.protocol.oauth import Bearer
 from smtpx.protocol.session import Session
 from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS, hello, secure
 from smtpx.results import Authenticated, Ready, SendResult, Success
@@ -112,7 +114,7 @@ class Client(Configured):
         return self.config.chunking
 
     @property
-    def _credentials(self) -> Credentials | None:
+    def _credentials(self) -> Credentials | OAuth2 | None:
         return self.config.credentials
 
     @property
@@ -212,10 +214,11 @@ class Client(Configured):
                 transcript=self.transcript,
                 probe=not implicit,
             )
+            credentials = self._credentials
             setup = SetupFlow(
                 session,
                 starttls=_STARTTLS_MODE[self.tls],
-                secret=self._credentials,
+                secret=credentials if isinstance(credentials, Credentials) else None,
                 allow_plaintext_auth=self.allow_plaintext_auth,
             )
             try:
@@ -227,6 +230,8 @@ class Client(Configured):
                     "plaintext",
                     command=Command.STARTTLS,
                 ) from error.__cause__
+            if isinstance(credentials, OAuth2):  # the provider is awaited here, not in a flow
+                await self._oauth_login(credentials)
         except BaseException:
             # A half-set-up session (no EHLO, no TLS, not authenticated) must not be
             # reused by the next send(), which only connects when not connected.
@@ -334,17 +339,32 @@ class Client(Configured):
         return await self._run(StepsFlow(session, steps, "STARTTLS"))
 
     async def login(
-        self, credentials: tuple[str, str] | Credentials | None = None
+        self, credentials: tuple[str, str] | Credentials | OAuth2 | None = None
     ) -> Authenticated:
         """AUTH with the best mechanism both sides know; the server's reply decides.
 
         Uses the client's ``credentials`` unless others are given here."""
         given = credentials_pair(credentials) if credentials is not None else None
+        chosen = given or self._credentials
+        if isinstance(chosen, OAuth2):
+            return await self._oauth_login(chosen)
         session = self._require()
-        flow = AuthFlow(
-            session, given or self._credentials, allow_plaintext=self.allow_plaintext_auth
-        )
+        flow = AuthFlow(session, chosen, allow_plaintext=self.allow_plaintext_auth)
         return await self._run(flow)
+
+    async def _oauth_login(self, oauth: OAuth2) -> Authenticated:
+        """AUTH OAUTHBEARER or XOAUTH2 with a token from the provider; when the server
+        refuses it, once more with a fresh one (the first may have expired)."""
+        for last_try in (not oauth.refreshable, True):
+            session = self._require()
+            bearer = Bearer(oauth.username, await oauth.token(), self.host, self.port)
+            flow = AuthFlow(session, bearer, allow_plaintext=self.allow_plaintext_auth)
+            try:
+                return await self._run(flow)
+            except e.AuthFailed:
+                if last_try:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
         """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""

@@ -71,3 +71,12 @@ def test_outbox_example() -> None:
         "copies on the server: "
         "{'alice@example.com': 1, 'bob@example.com': 1, 'carol@example.com': 2}"
     )
+
+
+def test_oauth2_example() -> None:
+    out = run("oauth2.py")
+    assert out[0] == "credentials: OAuth2(username='app@example.com', token_provider='***')"
+    assert out[1] == "1. sent to alice@example.com after 2 token requests"
+    assert "   OAuthRejected: code=535 status=invalid_token scope=https://mail.example.com/" in out
+    assert out[-1] == "   OAuthTokenError, caused by ConnectionError"
+    assert "ya29" not in "\n".join(out)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from smtpx.protocol.ledger import Entry, Ledger, Transaction, WriteState
     from smtpx.protocol.lines import command_line
     from smtpx.protocol.mail import CHUNK_IN_PIPELINE, MailFlow, mail_options
+    from smtpx.protocol.oauth import Bearer
     from smtpx.protocol.session import Session
     from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS
     from smtpx.protocol.states import Intent, SessionStateError, State
@@ -47,6 +48,7 @@ _WHERE = {
     "MailFlow": "mail",
     "mail_options": "mail",
     "Session": "session",
+    "Bearer": "oauth",
     "AuthFlow": "setup",
     "SetupFlow": "setup",
     "StartTLS": "setup",
@@ -63,6 +65,7 @@ __all__ = [
     "CHUNK_IN_PIPELINE",
     "Action",
     "AuthFlow",
+    "Bearer",
     "Entry",
     "Envelope",
     "Fate",

@@ -15,6 +15,8 @@ from typing import Any, AnyStr, Final, NoReturn, Self
 import attrs
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from smtpx.testing._oauth import MECHANISMS, OAuthAccounts, OAuthMechanisms
+
 # aiosmtpd logs to "mail.log" (e.g. a client's unrecognised command); keep it out of the
 # user's terminal unless their logging configuration asks for it.
 logging.getLogger("mail.log").addHandler(logging.NullHandler())
@@ -123,11 +125,14 @@ async def _forever() -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _Handler:
+class _Handler(OAuthMechanisms):
     """aiosmtpd handler: EHLO extension list, AUTH check and DATA_END / BDAT rules."""
 
     def __init__(self, scripted: ScriptedServer) -> None:
         self._scripted = scripted
+
+    def oauth_accounts(self) -> OAuthAccounts | None:
+        return self._scripted.oauth
 
     async def handle_EHLO(
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
@@ -136,7 +141,7 @@ class _Handler:
         hidden = set()
         if not self._scripted.eightbitmime:
             hidden.add("8BITMIME")
-        if self._scripted.credentials is None:
+        if not self._scripted.offers_auth:
             hidden.add("AUTH")
         kept = [line for line in lines if line[4:].split(" ")[0].upper() not in hidden]
         if self._scripted.pipelining:
@@ -225,7 +230,7 @@ class _ScriptedSMTP(SMTP):
             if rule is None:
                 if self._no_service and verb != "QUIT":
                     await self.push("503 5.5.1 Error: no SMTP service here")
-                elif verb == "AUTH" and self._scripted.credentials is None:
+                elif verb == "AUTH" and not self._scripted.offers_auth:
                     await self.push("502 5.5.1 Error: AUTH not available")
                 else:
                     await self._run(verb, method, arg)
@@ -395,6 +400,8 @@ class ScriptedServer:
     :param pipelining: advertise PIPELINING (commands are always processed in order).
     :param chunking: advertise CHUNKING and accept ``BDAT`` (RFC 3030), which plain
         aiosmtpd does not; rules for ``"BDAT"`` answer the ``BDAT ... LAST`` chunk.
+    :param oauth: offer XOAUTH2 and OAUTHBEARER, accepting the bearer tokens of these
+        :class:`OAuthAccounts` (which record each SASL message received).
     """
 
     def __init__(
@@ -412,6 +419,7 @@ class ScriptedServer:
         eightbitmime: bool = True,
         pipelining: bool = True,
         chunking: bool = False,
+        oauth: OAuthAccounts | None = None,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -427,6 +435,7 @@ class ScriptedServer:
         self.eightbitmime = eightbitmime
         self.pipelining = pipelining
         self.chunking = chunking
+        self.oauth = oauth
         self.host = host
         self.port = port
         self.messages: list[ReceivedMessage] = []
@@ -521,7 +530,12 @@ class ScriptedServer:
             tls_context=None if self.implicit_tls else self.tls_context,
             auth_require_tls=self.auth_require_tls and not self.implicit_tls,
             authenticator=handler.authenticate,
+            auth_exclude_mechanism=self.oauth.excluded() if self.oauth else MECHANISMS,
         )
+
+    @property
+    def offers_auth(self) -> bool:
+        return self.credentials is not None or self.oauth is not None
 
     async def start(self) -> None:
         """Start listening on :attr:`host` and :attr:`port` (0: a free one, then set here)."""
