@@ -20,7 +20,7 @@ import attrs
 from smtpx._secret import Secret
 from smtpx.errors import OAuthTokenError, UsageError
 
-__all__ = ["OAuth2", "TokenProvider"]
+__all__ = ["OAuth2"]
 
 #: A callable returning an access token, or an awaitable of one (``async def``).
 TokenProvider: TypeAlias = Callable[[], "str | Awaitable[str]"]

@@ -44,7 +44,7 @@ from typing import Any, TypedDict
 from arq.connections import ArqRedis
 
 import smtpx
-from smtpx._message import MessageInput, prepare
+from smtpx import MessageInput, prepare
 
 __all__ = ["CONTEXT_KEY", "MailOutcome", "Mailer", "enqueue_mail", "send_mail"]
 

@@ -43,7 +43,7 @@ from celery import Celery, Task  # type: ignore[import-untyped]
 from celery.result import AsyncResult  # type: ignore[import-untyped]
 
 import smtpx
-from smtpx._message import MessageInput, prepare
+from smtpx import MessageInput, prepare
 
 __all__ = ["TASK_NAME", "MailOutcome", "Mailer", "enqueue_mail", "register"]
 
@@ -247,8 +247,7 @@ def _storable(error: smtpx.SMTPError) -> smtpx.SMTPError:
         return error
     plain = smtpx.AllRecipientsDeferred if error.retryable else smtpx.AllRecipientsRejected
     stored = plain(refusals=error.rejected, command=error.command)
-    stored.undelivered, stored.attempts = error.undelivered, error.attempts
-    return stored
+    return smtpx.errors.enrich(stored, undelivered=error.undelivered, attempts=error.attempts)
 
 
 def _settle(outcome: MailOutcome, error: smtpx.SMTPError, recipients: list[str]) -> None:

@@ -23,6 +23,8 @@ from smtpx.protocol.flow import Steps, ok
 from smtpx.protocol.session import Session
 from smtpx.results import AuthChallenge, Authenticated
 
+__all__ = ["MECHANISMS", "Bearer", "error_status", "login"]
+
 #: Best first: OAUTHBEARER is the standard (RFC 7628), XOAUTH2 its predecessor.
 MECHANISMS = ("OAUTHBEARER", "XOAUTH2")
 
