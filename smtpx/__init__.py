@@ -11,6 +11,7 @@ import logging as _logging
 from smtpx import (
     _classify,
     _commands,
+    _dsn,
     _end_of_message,
     _enhanced,
     _explain,
@@ -36,6 +37,7 @@ from smtpx import codes as codes
 # F403: a star import takes exactly the module's __all__, which is the point here.
 from smtpx._classify import *  # noqa: F403
 from smtpx._commands import *  # noqa: F403
+from smtpx._dsn import *  # noqa: F403
 from smtpx._end_of_message import *  # noqa: F403
 from smtpx._enhanced import *  # noqa: F403
 from smtpx._explain import *  # noqa: F403
@@ -58,6 +60,7 @@ from smtpx.sync import *  # noqa: F403
 __all__: list[str] = []
 __all__ += _classify.__all__
 __all__ += _commands.__all__
+__all__ += _dsn.__all__
 __all__ += _end_of_message.__all__
 __all__ += _enhanced.__all__
 __all__ += _explain.__all__

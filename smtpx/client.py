@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Unpack
 from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
+from smtpx._dsn import DSN
 from smtpx._edge import Connection, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._network import Network
@@ -266,6 +267,9 @@ class Client(Configured):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         retry: RetryPolicy | None = None,
+        dsn: DSN | None = None,
+        dsn_required: bool = True,
+        require_tls: bool = False,
     ) -> SendResult:
         """Send ``message`` (an ``EmailMessage``, bytes or str) and report each recipient.
 
@@ -277,6 +281,12 @@ class Client(Configured):
 
         With ``retry``, transient failures are retried for the recipients that
         have not accepted yet (see ``smtpx.retry``).
+
+        ``dsn`` (``smtpx.DSN``) asks for delivery status notifications (RFC 3461): sent
+        when the server offers DSN, else ``ExtensionRequired`` (with
+        ``dsn_required=False``, the message goes without them).  ``require_tls=True``
+        adds REQUIRETLS (RFC 8689): ``ExtensionRequired`` unless the session is
+        encrypted and the server offers it.  Both are checked before MAIL FROM.
         """
         if self._local_hostname is None:  # the EHLO name, and the domain of a Message-ID
             self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
@@ -286,6 +296,9 @@ class Client(Configured):
             recipients=recipients,
             add_missing_headers=self.config.add_missing_headers,
             local_hostname=self._local_hostname,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
         )
         async with self._lock:
             if retry is not None:
@@ -538,15 +551,27 @@ async def send(
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
     **options: Unpack[ClientOptions],
 ) -> SendResult:
-    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``.
+    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``;
+    ``dsn``, ``dsn_required`` and ``require_tls`` those of ``Client.send``.
 
     The connection is made by ``send`` itself, so with ``retry`` a failure to
     connect is retried too.
     """
     client = Client(host, port, **options)
     try:
-        return await client.send(message, sender=sender, recipients=recipients, retry=retry)
+        return await client.send(
+            message,
+            sender=sender,
+            recipients=recipients,
+            retry=retry,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
+        )
     finally:
         await client.quit()

@@ -19,6 +19,7 @@ from typing import Unpack
 import attrs
 
 from smtpx import errors as e
+from smtpx._dsn import DSN
 from smtpx._message import MessageInput
 from smtpx._reasons import Reason
 from smtpx.client import Client
@@ -230,6 +231,9 @@ class Pool(Configured):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         retry: RetryPolicy | None = None,
+        dsn: DSN | None = None,
+        dsn_required: bool = True,
+        require_tls: bool = False,
     ) -> SendResult:
         """Send on a pooled connection; same results and errors as ``Client.send``."""
         if self._closed:
@@ -250,7 +254,13 @@ class Pool(Configured):
                     try:
                         result = await self._watched(
                             slot.client.send(
-                                message, sender=sender, recipients=recipients, retry=retry
+                                message,
+                                sender=sender,
+                                recipients=recipients,
+                                retry=retry,
+                                dsn=dsn,
+                                dsn_required=dsn_required,
+                                require_tls=require_tls,
                             )
                         )
                     except e.SMTPError:
@@ -260,7 +270,13 @@ class Pool(Configured):
                         slot.client.close()
                         result = await self._watched(
                             slot.client.send(
-                                message, sender=sender, recipients=recipients, retry=retry
+                                message,
+                                sender=sender,
+                                recipients=recipients,
+                                retry=retry,
+                                dsn=dsn,
+                                dsn_required=dsn_required,
+                                require_tls=require_tls,
                             )
                         )
                     return result

@@ -80,3 +80,15 @@ def test_oauth2_example() -> None:
     assert "   OAuthRejected: code=535 status=invalid_token scope=https://mail.example.com/" in out
     assert out[-1] == "   OAuthTokenError, caused by ConnectionError"
     assert "ya29" not in "\n".join(out)
+
+
+def test_dsn_example() -> None:
+    out = run("dsn.py")
+    assert "   server got: MAIL FROM:<shop@example.com> RET=HDRS ENVID=order-42+2Bshipped" in out
+    assert (
+        "   server got: RCPT TO:<bob@example.com> NOTIFY=FAILURE,DELAY "
+        "ORCPT=rfc822;robert@example.org"
+    ) in out
+    assert out.count("   accepted: alice@example.com, bob@example.com") == 1
+    assert any(line.startswith("   ExtensionRequired: delivery status") for line in out)
+    assert out[-1].startswith("   ExtensionRequired: require_tls=True needs a TLS session")
