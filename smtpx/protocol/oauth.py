@@ -21,7 +21,7 @@ from smtpx._commands import Command
 from smtpx._secret import Secret
 from smtpx.protocol.flow import Steps, ok
 from smtpx.protocol.session import Session
-from smtpx.results import AuthChallenge, Authenticated
+from smtpx.results import AuthChallenge, Success
 
 __all__ = ["MECHANISMS", "Bearer", "error_status", "login"]
 
@@ -85,9 +85,10 @@ def error_status(text: str) -> dict[str, str]:
     return {str(k): v for k, v in decoded.items() if isinstance(v, str)}
 
 
-def login(session: Session, bearer: Bearer) -> Steps[Authenticated]:
-    """AUTH OAUTHBEARER (preferred) or XOAUTH2 with ``bearer``'s token; ``login()`` in
-    ``smtpx.protocol.setup`` has checked TLS and that AUTH is offered."""
+def login(session: Session, bearer: Bearer) -> Steps[Success]:
+    """AUTH OAUTHBEARER (preferred) or XOAUTH2 with ``bearer``'s token: the last reply's
+    result; ``login()`` in ``smtpx.protocol.setup`` has checked TLS and that AUTH is
+    offered, and checks that this result is ``Authenticated``."""
     offered = session.auth_mechanisms
     mechanism = next((m for m in MECHANISMS if m in offered), None)
     if mechanism is None:
@@ -110,14 +111,5 @@ def login(session: Session, bearer: Bearer) -> Steps[Authenticated]:
         final = last.result
         if isinstance(final, e.AuthFailed):
             raise e.OAuthRejected(command=Command.AUTH, reply=final.reply, status=status)
-        result = ok(final)
-    else:
-        result = challenge
-    if not isinstance(result, Authenticated):
-        session.close()
-        raise e.UnexpectedReply(
-            "the server asked for more AUTH steps than the mechanism has",
-            command=Command.AUTH,
-            reply=result.reply,
-        )
-    return result
+        return ok(final)
+    return challenge

@@ -101,7 +101,7 @@ def login(
     if not offered:
         raise e.AuthNotOffered("the server advertises no AUTH mechanism", command=Command.AUTH)
     if isinstance(secret, Bearer):
-        return (yield from oauth_login(session, secret))
+        return _authenticated(session, (yield from oauth_login(session, secret)))
     preference = MECHANISMS_TLS if session.encrypted else MECHANISMS_PLAINTEXT
     mechanism = next((m for m in preference if m in offered), None)
     if mechanism is None:
@@ -130,7 +130,10 @@ def login(
             ) from exc
         last = session.auth_response(secret.cram_md5(nonce), encoded=True)
     yield last
-    result = ok(last.result)
+    return _authenticated(session, ok(last.result))
+
+
+def _authenticated(session: Session, result: Success) -> Authenticated:
     if not isinstance(result, Authenticated):
         session.close()
         raise e.UnexpectedReply(
