@@ -16,7 +16,7 @@ from typing import Any, AnyStr, Final, NoReturn, Protocol
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from smtpx.testing._oauth import MECHANISMS, OAuthAccounts, OAuthMechanisms
+from smtpx.testing._oauth import MECHANISMS, OAuthAccounts
 from smtpx.testing._rules import COMMANDS, ReceivedMessage, Rule
 
 __all__ = ["PRIVATE_NAMES", "Script", "ScriptedSMTP", "abort_all", "make_protocol"]
@@ -65,15 +65,40 @@ async def _forever() -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _Handler(OAuthMechanisms):
+class _Handler:
     """aiosmtpd handler: EHLO extension list, AUTH check and DATA_END / BDAT rules."""
 
     def __init__(self, scripted: Script, take: Take) -> None:
         self._scripted = scripted
         self._rule_for = take
 
-    def oauth_accounts(self) -> OAuthAccounts | None:
-        return self._scripted.oauth
+    # XOAUTH2 and OAUTHBEARER, which aiosmtpd lacks: aiosmtpd offers a handler's
+    # auth_<MECHANISM> methods (unless excluded, see make_protocol)
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer_login(server, "XOAUTH2", args)
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer_login(server, "OAUTHBEARER", args)
+
+    async def _bearer_login(self, server: SMTP, mechanism: str, args: list[str]) -> AuthResult:
+        accounts: OAuthAccounts | None = self._scripted.oauth
+        if accounts is None:
+            return AuthResult(success=False, handled=False)
+
+        async def challenge(text: str) -> bytes | None:
+            answer = await server.challenge_auth(text)
+            return answer if isinstance(answer, bytes) else None
+
+        transport = server.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        port = int(sockname[1]) if sockname else 0
+        initial = args[1] if len(args) > 1 else None
+        user, reply = await accounts.login(mechanism, initial, challenge, port)
+        if user is not None:  # auth_data is logged by aiosmtpd: the user, not the token
+            return AuthResult(success=True, auth_data=user)
+        if reply is None:
+            return AuthResult(success=False, handled=True)  # aiosmtpd already replied
+        return AuthResult(success=False, handled=False, message=reply)
 
     async def handle_EHLO(
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import attrs
-from aiosmtpd.smtp import SMTP, AuthResult
 
-__all__ = ["OAuthAccounts"]
+__all__ = ["MECHANISMS", "OAuthAccounts"]
 
 MECHANISMS = ("OAUTHBEARER", "XOAUTH2")
 
@@ -82,55 +81,34 @@ class OAuthAccounts:
         expected = self.tokens.get(user)
         return user if expected is not None and expected.encode() == token else None
 
-
-class OAuthMechanisms:
-    """``auth_XOAUTH2`` and ``auth_OAUTHBEARER`` hooks for an aiosmtpd handler whose
-    ``oauth_accounts()`` gives the server's ``OAuthAccounts`` (None: refuse)."""
-
-    def oauth_accounts(self) -> OAuthAccounts | None:
-        raise NotImplementedError
-
-    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._bearer_login(server, "XOAUTH2", args)
-
-    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._bearer_login(server, "OAUTHBEARER", args)
-
-    async def _bearer_login(self, server: SMTP, mechanism: str, args: list[str]) -> AuthResult:
-        accounts = self.oauth_accounts()
-        if accounts is None:
-            return AuthResult(success=False, handled=False)
-        if len(args) > 1:
+    async def login(
+        self,
+        mechanism: str,
+        initial: str | None,
+        challenge: Callable[[str], Awaitable[bytes | None]],
+        port: int,
+    ) -> tuple[str | None, str | None]:
+        """One AUTH exchange: ``(user, None)`` when it logs in, else ``(None, reply)``
+        (``reply`` None when the exchange was already answered).  ``initial`` is the
+        base64 initial response, if any; ``challenge(text)`` sends a 334 with ``text``
+        base64-encoded and returns the decoded answer (None: already answered)."""
+        if initial is not None:
             try:
-                message = base64.b64decode(args[1], validate=True)
+                message: bytes | None = base64.b64decode(initial, validate=True)
             except ValueError:
-                return AuthResult(
-                    success=False, handled=False, message="501 5.5.2 Can't decode base64"
-                )
+                return None, "501 5.5.2 Can't decode base64"
         else:
-            answer = await server.challenge_auth("")
-            if not isinstance(answer, bytes):
-                return AuthResult(success=False, handled=True)  # aiosmtpd already replied
-            message = answer
-        accounts.received.append((mechanism, message))
-        port = _local_port(server)
-        user = accounts.accepted_user(mechanism, message, port)
-        if user is not None:  # auth_data is logged by aiosmtpd: the user, not the token
-            return AuthResult(success=True, auth_data=user)
-        dummy = await server.challenge_auth(json.dumps(accounts.error_status))
-        if not isinstance(dummy, bytes):
-            return AuthResult(success=False, handled=True)
-        accounts.dummies.append(dummy)
+            message = await challenge("")
+        if message is None:
+            return None, None
+        self.received.append((mechanism, message))
+        user = self.accepted_user(mechanism, message, port)
+        if user is not None:
+            return user, None
+        dummy = await challenge(json.dumps(self.error_status))
+        if dummy is None:
+            return None, None
+        self.dummies.append(dummy)
         if dummy != _DUMMY[mechanism]:
-            return AuthResult(
-                success=False, handled=False, message="501 5.5.2 Bad response to the challenge"
-            )
-        return AuthResult(
-            success=False, handled=False, message="535 5.7.8 Username and Password not accepted"
-        )
-
-
-def _local_port(server: Any) -> int:
-    transport = server.transport
-    sockname = transport.get_extra_info("sockname") if transport is not None else None
-    return int(sockname[1]) if sockname else 0
+            return None, "501 5.5.2 Bad response to the challenge"
+        return None, "535 5.7.8 Username and Password not accepted"
