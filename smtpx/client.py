@@ -26,12 +26,15 @@ from smtpx import errors as e
 from smtpx._address import check_hostname
 from smtpx._client_commands import ClientCommands
 from smtpx._commands import Command
+from smtpx._dsn import DSN
 from smtpx._edge import open_connection
 from smtpx._hosts import fails_over, start_of
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._network import Origin
+from smtpx._oauth import OAuth2
 from smtpx._reply import Reply
 from smtpx._retry_engine import send_with_retry
+from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.config import ClientConfig, ClientOptions, resolve_config
 from smtpx.protocol.mail import MailFlow
@@ -183,10 +186,11 @@ class Client(ClientCommands):
                 probe=not implicit and config.proxy is None and config.sock is None,
                 origin=Origin(config.source_address, config.sock, config.proxy),
             )
+            credentials = self._credentials
             setup = SetupFlow(
                 session,
                 starttls=_STARTTLS_MODE[self.tls],
-                secret=self._credentials,
+                secret=credentials if isinstance(credentials, Credentials) else None,
                 allow_plaintext_auth=self.allow_plaintext_auth,
             )
             try:
@@ -198,6 +202,8 @@ class Client(ClientCommands):
                     "plaintext",
                     command=Command.STARTTLS,
                 ) from error.__cause__
+            if isinstance(credentials, OAuth2):  # the provider is awaited here, not in a flow
+                await self._oauth_login(credentials)
         except BaseException:
             # A half-set-up session (no EHLO, no TLS, not authenticated) must not be
             # reused by the next send(), which only connects when not connected.
@@ -229,6 +235,9 @@ class Client(ClientCommands):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         retry: RetryPolicy | None = None,
+        dsn: DSN | None = None,
+        dsn_required: bool = True,
+        require_tls: bool = False,
     ) -> SendResult:
         """Send ``message`` (an ``EmailMessage``, bytes or str) and report each recipient.
 
@@ -240,6 +249,12 @@ class Client(ClientCommands):
 
         With ``retry``, transient failures are retried for the recipients that
         have not accepted yet (see ``smtpx.retry``).
+
+        ``dsn`` (``smtpx.DSN``) asks for delivery status notifications (RFC 3461): sent
+        when the server offers DSN, else ``ExtensionRequired`` (with
+        ``dsn_required=False``, the message goes without them).  ``require_tls=True``
+        adds REQUIRETLS (RFC 8689): ``ExtensionRequired`` unless the session is
+        encrypted and the server offers it.  Both are checked before MAIL FROM.
         """
         if self._local_hostname is None:  # the EHLO name, and the domain of a Message-ID
             self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
@@ -249,6 +264,9 @@ class Client(ClientCommands):
             recipients=recipients,
             add_missing_headers=self.config.add_missing_headers,
             local_hostname=self._local_hostname,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
         )
         async with self._lock:
             if retry is not None:
@@ -317,15 +335,27 @@ async def send(
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
     **options: Unpack[ClientOptions],
 ) -> SendResult:
-    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``.
+    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``;
+    ``dsn``, ``dsn_required`` and ``require_tls`` those of ``Client.send``.
 
     The connection is made by ``send`` itself, so with ``retry`` a failure to
     connect is retried too.
     """
     client = Client(host, port, **options)
     try:
-        return await client.send(message, sender=sender, recipients=recipients, retry=retry)
+        return await client.send(
+            message,
+            sender=sender,
+            recipients=recipients,
+            retry=retry,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
+        )
     finally:
         await client.quit()

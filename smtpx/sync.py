@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from smtpx import errors as e
+from smtpx._dsn import DSN
 from smtpx._message import MessageInput
 from smtpx._reply import Reply
 from smtpx.client import Client, send
@@ -262,6 +263,9 @@ def send_sync(
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
     **client_options: Unpack[ClientOptions],
 ) -> SendResult:
     """Send one message on a new connection, then quit: the blocking ``smtpx.send``.
@@ -280,6 +284,9 @@ def send_sync(
         sender=sender,
         recipients=recipients,
         retry=retry,
+        dsn=dsn,
+        dsn_required=dsn_required,
+        require_tls=require_tls,
         **client_options,
     )
     return _SHARED.run(coroutine)
