@@ -220,6 +220,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self._drop_timer()
         if self.cause is None:
             self.cause = exc or ConnectionResetError("the server closed the connection")
         if not self.session.closed:
@@ -351,7 +352,8 @@ class Connection(asyncio.BufferedProtocol):
         self._done = done
         self._advance()
         if not done.done():
-            self._timer = loop.call_at(self._deadline, self._expire)
+            if self._timer is None:  # else the armed timer finds the new deadline
+                self._timer = loop.call_at(self._deadline, self._expire)
             try:
                 await done
             except asyncio.CancelledError as cancel:
@@ -371,19 +373,27 @@ class Connection(asyncio.BufferedProtocol):
         return done.result()
 
     def _finish(self) -> None:
+        # The read timer stays armed: the next exchange moves the deadline instead of
+        # making and cancelling a timer of its own (back-to-back sends on a busy
+        # connection would otherwise cost a timer each).  A timer that fires between
+        # exchanges lets itself go.
         self._flow = None
         self._hook = None
+        if self.lost:
+            self._drop_timer()
+
+    def _drop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _expire(self) -> None:
-        if self._flow is None:
-            return
+        self._timer = None
+        if self._flow is None or self.lost:
+            return  # between exchanges: the next one arms a timer again
         if self._loop.time() < self._deadline:  # octets moved since: wait on
             self._timer = self._loop.call_at(self._deadline, self._expire)
             return
-        self._timer = None
         self.interrupt(Interruption.READ_TIMEOUT, f"no reply within timeout={self.timeout}s")
 
     def _advance(self) -> None:

@@ -19,6 +19,7 @@ from smtpx.protocol import (
     WriteState,
     command_line,
 )
+from smtpx.protocol import session as session_module
 from smtpx.protocol.states import ISSUE, SessionClosed
 from smtpx.results import Ok
 
@@ -265,6 +266,25 @@ def test_no_command_line_carries_a_control_character(control: str) -> None:
         with pytest.raises(e.InvalidEnvelope):
             intent()
     assert not session.has_output
+
+
+@pytest.mark.parametrize("control", [chr(c) for c in [*range(32), 127]], ids=repr)
+@pytest.mark.parametrize("address_checked", [True, False], ids=["checked", "unchecked"])
+def test_no_rcpt_line_carries_a_control_character(
+    control: str, address_checked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The RCPT line is built from fixed parts and checked on its own: even with the
+    # address check out of the way, no control character reaches the wire.
+    if not address_checked:
+        monkeypatch.setattr(session_module, "check_address", lambda address, **_: address)
+    session = REACH[State.MAIL_SENT]()
+    before = flush(session)
+    for address in (f"a{control}@example.com", f"a@example.com{control}", control):
+        with pytest.raises(e.InvalidEnvelope):
+            session.rcpt(address)
+    assert not session.has_output and before.startswith(b"MAIL FROM:")
+    session.rcpt("b@example.com")
+    assert flush(session) == b"RCPT TO:<b@example.com>\r\n"
 
 
 def test_a_payload_that_would_end_data_early_is_refused() -> None:

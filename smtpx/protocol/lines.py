@@ -21,6 +21,11 @@ def command_line(args: Iterable[bytes]) -> bytes:
     return line + b"\r\n"
 
 
+def has_control(line: bytes, end: int) -> bool:
+    """Whether ``line[:end]`` holds a control character (the check of ``command_line``)."""
+    return _CONTROL.search(line, 0, end) is not None
+
+
 def secret_line(args: Iterable[bytes]) -> Secret:
     """An AUTH line: as ``command_line``, but a ``Secret`` from the join to the write, so
     that no frame holds the credentials it carries as plain bytes."""
