@@ -20,6 +20,7 @@ over a scripted server without sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import socket
 import ssl
@@ -33,7 +34,7 @@ from smtpx._transcript import log_entry, log_reply
 from smtpx.protocol.flow import Action, Flow
 from smtpx.protocol.interruptions import Interruption
 from smtpx.protocol.ledger import Entry
-from smtpx.protocol.limits import WRITE_SLICE
+from smtpx.protocol.limits import WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW, WRITE_SLICE
 from smtpx.protocol.session import Session
 
 T = TypeVar("T")
@@ -198,6 +199,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
+        _keep_the_socket_full(self.transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_into
@@ -461,6 +463,7 @@ class Connection(asyncio.BufferedProtocol):
         except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
             self.interrupt(Interruption.TLS_ERROR, str(exc) or type(exc).__name__)
             raise tls_error(exc) from exc
+        _keep_the_socket_full(self.transport)
         self.session.tls_established()
 
     # -- the transcript ---------------------------------------------------------------
@@ -481,6 +484,13 @@ class Connection(asyncio.BufferedProtocol):
             entry = unanswered.pop(0)
             assert entry.reply is not None and entry.result is not None
             log_reply(entry.command, entry.reply, entry.result)
+
+
+def _keep_the_socket_full(transport: asyncio.Transport | None) -> None:
+    if transport is None:
+        return
+    with contextlib.suppress(NotImplementedError):  # a transport without flow control
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
 
 
 async def open_connection(

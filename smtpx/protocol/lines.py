@@ -38,16 +38,16 @@ def secret_line(args: Iterable[bytes]) -> Secret:
 def check_payload(payload: bytes) -> bytes:
     """``payload`` when it is dot-stuffed CRLF data that cannot end DATA early (one
     search; the caller vouches for the normalisation)."""
-    if (
-        b"\r\n.\r\n" in payload
-        or payload.startswith(b".\r\n")
-        or payload[-2:]
-        not in (
-            b"\r\n",
-            b"",
-        )
-    ):
+    if b"\r\n.\r\n" in payload or payload.startswith(b".\r\n"):
         raise InvalidMessage("the DATA payload is not dot-stuffed CRLF data")
+    return check_payload_end(payload)
+
+
+def check_payload_end(payload: bytes) -> bytes:
+    """``payload`` when it ends with CRLF (or is empty), so that the final "." that
+    follows it starts a line of its own."""
+    if payload[-2:] not in (b"\r\n", b""):
+        raise InvalidMessage("the DATA payload does not end with CRLF")
     return payload
 
 

@@ -28,7 +28,7 @@ from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_arg, text_arg
 from smtpx._classify import classify
 from smtpx._commands import Command
-from smtpx._data import END_OF_DATA, encode_data, normalize
+from smtpx._data import END_OF_DATA, dot_stuff, encode_data, normalize
 from smtpx._reply import Reply
 from smtpx._secret import Secret
 from smtpx.protocol.framing import ReplyFramer
@@ -37,6 +37,7 @@ from smtpx.protocol.ledger import Entry, Ledger
 from smtpx.protocol.limits import WRITE_SLICE
 from smtpx.protocol.lines import (
     check_payload,
+    check_payload_end,
     command_line,
     has_control,
     parse_extensions,
@@ -241,14 +242,24 @@ class Session:
     def data(self) -> Entry:
         return self._queue(_I_DATA, _DATA, (_DATA_LINE,))
 
-    def data_payload(self, payload: bytes, *, encoded: bool = False) -> Entry:
+    def data_payload(
+        self, payload: bytes, *, encoded: bool = False, normalized: bool = False
+    ) -> Entry:
         """After the 354: the message and its final ``.``; the reply decides delivery.
 
-        The message is normalised and dot-stuffed here, unless ``encoded`` says it
-        already is (``Envelope.payload``); even then, a payload that would end DATA
-        early is refused.
+        The message is normalised and dot-stuffed here.  ``normalized`` says it has
+        CRLF line endings already (``Envelope.data``): it is then only dot-stuffed.
+        ``encoded`` says it is dot-stuffed too (``Envelope.payload``); even then, a
+        payload that would end DATA early is refused.
         """
-        payload = check_payload(payload) if encoded else encode_data(payload)
+        if encoded:
+            payload = check_payload(payload)
+        elif normalized:
+            # dot-stuffing doubles every line-leading ".", so nothing it returns can
+            # end DATA early, whatever the line endings: one pass, no check after it
+            payload = check_payload_end(dot_stuff(payload))
+        else:
+            payload = encode_data(payload)
         return self._queue(_I_PAYLOAD, _DATA_END, (payload, END_OF_DATA))
 
     def bdat(self, chunk: bytes, *, last: bool = True, normalized: bool = False) -> Entry:
