@@ -27,15 +27,7 @@ from typing import Any, TypeVar
 from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._end_of_message import current_hook
-from smtpx._network import (
-    DEFAULT_NETWORK,
-    DIRECT,
-    NETWORK,
-    Network,
-    Origin,
-    connect_error,
-    tls_error,
-)
+from smtpx._network import DEFAULT_NETWORK, NETWORK, Network, Origin, connect_error, tls_error
 from smtpx._transcript import log_entry, log_reply
 from smtpx.protocol.flow import Action, Flow
 from smtpx.protocol.interruptions import Interruption
@@ -408,7 +400,7 @@ async def open_connection(
     timeout: float,
     transcript: bool,
     probe: bool,
-    origin: Origin = DIRECT,
+    origin: Origin,
 ) -> tuple[Connection, Network]:
     """Connect and wait for the greeting (the session then holds it, or is interrupted)."""
     network = NETWORK.get(DEFAULT_NETWORK)
@@ -417,11 +409,10 @@ async def open_connection(
         await network.connect(connection, host, port, context, timeout, origin)
     except asyncio.CancelledError:
         raise
-    except e.SMTPError:  # already translated (a proxy's failure, a closed sock=)
-        session.interrupt(Interruption.CONNECTION_LOST)
-        raise
     except Exception as exc:
         session.interrupt(Interruption.CONNECTION_LOST)
+        if isinstance(exc, e.SMTPError):  # already translated: a proxy's failure
+            raise
         raise connect_error(exc, host, port) from exc
     await connection.greeting(host, port, network, probe)
     return connection, network
