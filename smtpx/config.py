@@ -20,6 +20,7 @@ import attrs
 from smtpx._address import check_hostname
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
+from smtpx._url import config_from_env, config_from_url
 from smtpx.errors import UsageError
 
 __all__ = ["ClientConfig", "ClientOptions", "Configured"]
@@ -156,6 +157,12 @@ class ClientConfig:
         if port is not None:
             options["port"] = port
         return cls(host=host, **options)  # type: ignore[arg-type]  # validated here
+
+    # ``ClientConfig.from_url("smtps://user:password@host")`` and ``from_env()`` (SMTPX_URL,
+    # SMTPX_PASSWORD): the functions themselves, so that no frame of ours but theirs
+    # holds the URL (they scrub what they raise).  The grammar: smtpx._url.
+    from_url = classmethod(config_from_url)
+    from_env = classmethod(config_from_env)
 
 
 class ClientOptions(TypedDict, total=False):

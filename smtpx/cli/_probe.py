@@ -30,6 +30,7 @@ from smtpx.cli._common import (
     tls_options,
     tone,
 )
+from smtpx.cli._url import config_from_url, url_in_use, url_option
 from smtpx.client import Client
 from smtpx.results import SUCCESS_TYPES
 
@@ -157,7 +158,8 @@ async def _probe(
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("target", metavar="HOST[:PORT]")
+@click.argument("target", metavar="HOST[:PORT]", required=False)
+@url_option
 @tls_options
 @click.option("--user", help="Also try AUTH as USER; password from $SMTPX_PASSWORD or a prompt.")
 @click.option("--allow-plaintext-auth", is_flag=True, help="Allow AUTH without TLS.")
@@ -166,7 +168,8 @@ async def _probe(
 @click.pass_context
 def probe(
     ctx: click.Context,
-    target: str,
+    target: str | None,
+    url: str | None,
     tls: str,
     ca_file: Path | None,
     user: str | None,
@@ -179,6 +182,25 @@ def probe(
 
     Nothing is sent beyond EHLO, STARTTLS, AUTH and QUIT.
     """
+    if url is not None and url_in_use(ctx, url, host_given=target is not None):
+        config = config_from_url(
+            ctx,
+            url,
+            timeout=timeout,
+            local_hostname=local_hostname,
+            allow_plaintext_auth=allow_plaintext_auth,
+            ca_file=ca_file,
+        )
+        given = {
+            "tls_context": config.tls_context,
+            "timeout": config.timeout,
+            "local_hostname": config.local_hostname,
+            "allow_plaintext_auth": config.allow_plaintext_auth,
+        }
+        probing = _probe(config.host, config.port, config.tls, config.credentials, given)
+        ctx.exit(asyncio.run(probing))
+    if target is None:
+        raise click.UsageError("give HOST[:PORT] or --url (or set SMTPX_URL)")
     host, port = parse_target(target)
     mode = TLSMode(tls)
     # asked before connecting, so that the server does not wait on the prompt

@@ -1,0 +1,33 @@
+"""The examples of URL configuration, composing and dry runs run standalone and print
+what they promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(script: str) -> list[str]:
+    env = {"PATH": "/usr/bin:/bin"}  # no SMTPX_URL or SMTPX_PASSWORD of the caller's
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.splitlines()
+
+
+def test_from_url_example() -> None:
+    out = run("from_url.py")
+    assert out[0].startswith("config: 127.0.0.1:") and out[0].endswith(" tls=none")
+    assert out[1] == "credentials: Credentials(username='app', password='***')"
+    assert out[2] == "accepted: alice@example.com"
+    assert out[3].startswith("refused: the URL has an '@' after its host")
+    assert out[4] == "password shown: False"
