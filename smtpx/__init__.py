@@ -8,10 +8,11 @@ import logging
 from smtpx._classify import classify, error_class, severity
 from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
 from smtpx._commands import Command
+from smtpx._compose import compose
 from smtpx._end_of_message import EndOfMessageHook, before_end_of_message
 from smtpx._enhanced import EnhancedStatus, RegistryEntry
 from smtpx._explain import explain
-from smtpx._message import Envelope, MessageInput, prepare
+from smtpx._message import ComposedMessage, Envelope, MessageInput, prepare
 from smtpx._reasons import Reason
 from smtpx._reply import Reply
 from smtpx._secret import Credentials
@@ -175,6 +176,7 @@ __all__ = [
     "Command",
     "CommandNotImplemented",
     "CommandUnrecognized",
+    "ComposedMessage",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionDropped",
@@ -276,6 +278,7 @@ __all__ = [
     "WillForward",
     "before_end_of_message",
     "classify",
+    "compose",
     "default_context",
     "describe",
     "error_class",

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Unpack
 from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
+from smtpx._compose import Recipients, message_or_compose
 from smtpx._edge import Connection, Network, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._reply import Reply
@@ -509,20 +510,27 @@ def _one(session: Session, intent: Any) -> Steps[Success]:
 
 
 async def send(
-    message: MessageInput,
+    message: MessageInput | None = None,
     *,
     host: str,
     port: int | None = None,
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
+    to: Recipients | None = None,
+    subject: str | None = None,
+    text: str | None = None,
+    html: str | None = None,
     **options: Unpack[ClientOptions],
 ) -> SendResult:
     """Send one message on a new connection, then quit.  ``options`` are those of ``Client``.
 
+    Instead of a message, ``sender``, ``to``, ``subject`` and ``text`` and/or ``html``
+    compose one (``smtpx.compose``); giving a message and these is a ``UsageError``.
     The connection is made by ``send`` itself, so with ``retry`` a failure to
     connect is retried too.
     """
+    message = message_or_compose(message, sender, to=to, subject=subject, text=text, html=html)
     client = Client(host, port, **options)
     try:
         return await client.send(message, sender=sender, recipients=recipients, retry=retry)

@@ -31,3 +31,16 @@ def test_from_url_example() -> None:
     assert out[2] == "accepted: alice@example.com"
     assert out[3].startswith("refused: the URL has an '@' after its host")
     assert out[4] == "password shown: False"
+
+
+def test_compose_example() -> None:
+    out = run("compose.py")
+    assert out == [
+        "accepted: zoe@example.com, archive@example.com",
+        "structure: multipart/mixed",
+        "parts: multipart/mixed, multipart/alternative, text/plain, text/html, application/pdf",
+        "subject: Your order — Grüße",
+        "Bcc header transmitted: False",
+        "headers ASCII: True",
+        "one-liner: 'Hello' to zoe@example.com",
+    ]
