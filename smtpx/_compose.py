@@ -25,7 +25,7 @@ from smtpx._address import check_address, unprintable
 from smtpx._message import ComposedMessage, MessageInput, date_now, new_message_id
 from smtpx.errors import InvalidEnvelope, InvalidMessage, UsageError
 
-__all__ = ["Attachment", "Recipients", "compose", "message_or_compose"]
+__all__ = ["compose"]
 
 # A path, or (filename, content) with an optional MIME type ("application/pdf").
 Attachment = str | os.PathLike[str] | tuple[str, bytes] | tuple[str, bytes, str | None]

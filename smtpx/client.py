@@ -22,8 +22,9 @@ from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
 from smtpx._compose import Recipients, message_or_compose
-from smtpx._edge import Connection, Network, open_connection
+from smtpx._edge import Connection, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
+from smtpx._network import Network
 from smtpx._reply import Reply
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode, default_context
@@ -36,6 +37,8 @@ from smtpx.protocol.session import Session
 from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS, hello, secure
 from smtpx.results import Authenticated, Ready, SendResult, Success
 from smtpx.retry import RetryPolicy, send_with_retry
+
+__all__ = ["Client", "send"]
 
 T = TypeVar("T")
 

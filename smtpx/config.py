@@ -23,7 +23,7 @@ from smtpx._tls import TLSMode
 from smtpx._url import config_from_env, config_from_url
 from smtpx.errors import UsageError
 
-__all__ = ["ClientConfig", "ClientOptions", "Configured"]
+__all__ = ["ClientConfig", "ClientOptions"]
 
 
 def tls_mode(value: object) -> TLSMode:

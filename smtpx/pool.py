@@ -28,6 +28,8 @@ from smtpx.protocol.session import Session
 from smtpx.results import SendResult
 from smtpx.retry import RetryEvent, RetryPolicy
 
+__all__ = ["Pool", "PoolStats", "RateLimiter"]
+
 
 def _stale(client: Client, session: Session | None) -> bool:
     """Whether a send failed because the reused connection behind ``session`` had gone

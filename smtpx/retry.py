@@ -43,6 +43,20 @@ from smtpx.results import SendResult
 if TYPE_CHECKING:
     from smtpx.client import Client
 
+__all__ = [
+    "GREYLIST_MINIMUM",
+    "Backoff",
+    "ReasonWaits",
+    "RetryEvent",
+    "RetryPolicy",
+    "VirtualClock",
+    "is_retryable",
+    "retry_if_transient",
+    "server_hint",
+    "suggested_delay",
+    "wait_suggested",
+]
+
 logger = logging.getLogger("smtpx.retry")
 
 # A delay the reply asks for: "try again in 5 minutes", "retry after 60 seconds",

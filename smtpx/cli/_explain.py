@@ -25,6 +25,8 @@ from smtpx._table import TABLE, is_expected
 from smtpx.cli._common import echo, tone
 from smtpx.results import Success
 
+__all__ = ["explain"]
+
 _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _LOOKS_ENHANCED = re.compile(r"\d\.")  # meant as an enhanced code, maybe mistyped
 _CODE = re.compile(r"(\d{3})(?:[ -]|$)")

@@ -34,6 +34,8 @@ from smtpx.cli._url import config_from_url, url_in_use, url_option
 from smtpx.client import Client
 from smtpx.results import SUCCESS_TYPES
 
+__all__ = ["probe"]
+
 
 def parse_target(target: str) -> tuple[str, int | None]:
     """``host``, ``host:port``, ``[::1]:port`` or a bare IPv6 address."""

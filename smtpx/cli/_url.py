@@ -20,6 +20,8 @@ from smtpx import errors as e
 from smtpx.cli._common import password_for, tls_context
 from smtpx.config import ClientConfig
 
+__all__ = ["config_from_url", "url_in_use", "url_option"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # What the URL says, so these flags are refused beside it.

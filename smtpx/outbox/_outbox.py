@@ -19,6 +19,8 @@ from smtpx.outbox._store import Store
 from smtpx.outbox._values import MessageStatus, OutboxStats, RecipientStatus
 from smtpx.outbox._worker import Worker
 
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_POLICY", "INLINE_LIMIT", "Outbox"]
+
 DEFAULT_MAX_AGE = 5 * 24 * 3600.0  # five days, as MTAs keep a queued message
 DEFAULT_POLICY = smtpx.RetryPolicy(
     attempts=20, backoff=smtpx.Backoff(initial=30.0, maximum=3600.0)

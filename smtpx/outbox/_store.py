@@ -26,6 +26,8 @@ from smtpx.outbox._values import (
     Verdict,
 )
 
+__all__ = ["Job", "Store"]
+
 
 @attrs.frozen
 class Job:

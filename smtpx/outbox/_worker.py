@@ -25,6 +25,8 @@ from smtpx.outbox._store import Job, Store
 from smtpx.outbox._values import State, Verdict
 from smtpx.outbox._verdicts import verdicts
 
+__all__ = ["Worker"]
+
 logger = logging.getLogger("smtpx.outbox")
 
 Sender = smtpx.Client | smtpx.Pool

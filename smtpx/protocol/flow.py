@@ -29,6 +29,8 @@ from smtpx.protocol.session import Session
 from smtpx.protocol.states import SessionClosed, State
 from smtpx.results import Success
 
+__all__ = ["Action", "Flow", "ReplyFlow", "Steps", "StepsFlow", "ok"]
+
 T = TypeVar("T")
 
 

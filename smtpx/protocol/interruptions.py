@@ -40,6 +40,8 @@ from smtpx._commands import Command
 from smtpx.protocol.ledger import Entry, Ledger
 from smtpx.results import Success
 
+__all__ = ["Fate", "Interruption", "Verdict", "verdict"]
+
 
 class Interruption(enum.Enum):
     """What ended the session without a reply."""

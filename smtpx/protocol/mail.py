@@ -26,6 +26,8 @@ from smtpx.protocol.session import Session
 from smtpx.protocol.states import SessionStateError
 from smtpx.results import SendResult, StartData, Success
 
+__all__ = ["CHUNK_IN_PIPELINE", "MailFlow", "mail_options"]
+
 # Up to this size, the message goes in the same write as MAIL and RCPT (one round
 # trip in all) even though every recipient might refuse it; above, sending it takes
 # longer than a round trip anyway, so it waits for the RCPT replies.
