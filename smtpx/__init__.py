@@ -12,6 +12,7 @@ from smtpx import (
     _classify,
     _commands,
     _compose,
+    _dry_run,
     _end_of_message,
     _enhanced,
     _explain,
@@ -37,6 +38,7 @@ from smtpx import codes as codes
 from smtpx._classify import *  # noqa: F403
 from smtpx._commands import *  # noqa: F403
 from smtpx._compose import *  # noqa: F403
+from smtpx._dry_run import *  # noqa: F403
 from smtpx._end_of_message import *  # noqa: F403
 from smtpx._enhanced import *  # noqa: F403
 from smtpx._explain import *  # noqa: F403
@@ -59,6 +61,7 @@ __all__: list[str] = []
 __all__ += _classify.__all__
 __all__ += _commands.__all__
 __all__ += _compose.__all__
+__all__ += _dry_run.__all__
 __all__ += _end_of_message.__all__
 __all__ += _enhanced.__all__
 __all__ += _explain.__all__

@@ -17,6 +17,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
 from email.message import MIMEPart
 from pathlib import Path
@@ -131,7 +132,10 @@ def _parse(item: object, field: str) -> list[Address]:
     else:
         header = POLICY.header_factory(field, text)
         addresses = [a for group in header.groups for a in group.addresses]
-        if header.defects or not addresses:
+        # A non-ASCII local part is an address with SMTPUTF8 (RFC 6532), which the email
+        # package flags as a defect; check_address() below judges the address itself.
+        defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+        if defects or not addresses:
             raise InvalidEnvelope(f"the {field} address {text!r} is not an address")
     for address in addresses:
         check_address(address.addr_spec, role=f"{field} address")

@@ -74,6 +74,7 @@ _PARAMETERS: Mapping[str, Callable[[str, str], object]] = {
     "transcript": _flag,
     "chunking": _flag,
     "add_missing_headers": _flag,
+    "dry_run": _flag,
 }
 
 

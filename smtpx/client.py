@@ -22,6 +22,7 @@ from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
 from smtpx._compose import Recipients, message_or_compose
+from smtpx._dry_run import NOT_CONNECTED, deliver_nowhere
 from smtpx._edge import Connection, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
 from smtpx._network import Network
@@ -198,7 +199,11 @@ class Client(Configured):
         return self._tls_context
 
     async def connect(self) -> Ready:
-        """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate."""
+        """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate.
+
+        With ``dry_run=True``: nothing (a stand-in ``Ready``), as nothing is sent."""
+        if self.config.dry_run:
+            return NOT_CONNECTED
         if self.connected:
             self.close()
         if self._local_hostname is None:
@@ -274,7 +279,8 @@ class Client(Configured):
         With ``retry``, transient failures are retried for the recipients that
         have not accepted yet (see ``smtpx.retry``).
         """
-        if self._local_hostname is None:  # the EHLO name, and the domain of a Message-ID
+        if self._local_hostname is None and not self.config.dry_run:
+            # the EHLO name, and the domain of a Message-ID
             self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
         envelope = prepare(
             message,
@@ -284,12 +290,16 @@ class Client(Configured):
             local_hostname=self._local_hostname,
         )
         async with self._lock:
-            if retry is not None:
+            if retry is not None and not self.config.dry_run:  # a dry run cannot fail
                 return await send_with_retry(self, envelope, retry)
             return await self.send_envelope(envelope)
 
     async def send_envelope(self, envelope: Envelope) -> SendResult:
-        """One attempt at a prepared envelope, within ``total_timeout`` (lock held)."""
+        """One attempt at a prepared envelope, within ``total_timeout`` (lock held).
+
+        With ``dry_run=True``, the envelope goes to the ``sink`` and nothing connects."""
+        if self.config.dry_run:
+            return deliver_nowhere(envelope, self.config.sink)
         detail = f"the send took longer than total_timeout={self.total_timeout}s"
         try:
             async with asyncio.timeout(self.total_timeout) as total:
@@ -478,6 +488,7 @@ class Client(Configured):
     # -- driving the session over the edge ------------------------------------------
 
     def _require(self) -> Session:
+        self._refuse_in_dry_run()
         session = self._session
         if session is None or not self.connected:
             if session is not None and session.error is not None:
@@ -487,10 +498,15 @@ class Client(Configured):
 
     async def _reply(self, intent: Any) -> Success:
         """State one intent and wait for its reply: the success result, or its error."""
+        self._refuse_in_dry_run()
         session = self._session
         if session is None or (self._connection is None or self._connection.lost):
             raise e.ConnectionLost("not connected; call connect() first")
         return await self._run(StepsFlow(session, lambda: _one(session, intent), "reply"))
+
+    def _refuse_in_dry_run(self) -> None:
+        if self.config.dry_run:
+            raise e.UsageError("a dry-run client (dry_run=True) sends no commands: use send()")
 
     async def _run(self, flow: Flow[T]) -> T:
         connection, network = self._connection, self._network

@@ -424,3 +424,13 @@ async def test_shortcuts_need_a_sender_and_recipients(server: ScriptedServer) ->
         with pytest.raises(smtpx.UsageError, match="sender= and to="):
             await smtpx.send(host=server.host, port=server.port, **options, **PLAIN)
     assert server.connections == 0
+
+
+async def test_a_non_ascii_address_goes_with_smtputf8(server: ScriptedServer) -> None:
+    message = smtpx.compose("Zoë <zoë@example.com>", "jürgen@example.com", "Grüße", text="x")
+    assert smtpx.prepare(message).smtputf8
+    async with smtpx.Client(server.host, server.port, **PLAIN) as client:
+        result = await client.send(message)
+    assert result.accepted == ("jürgen@example.com",)
+    assert server.messages[0].mail_from == "zoë@example.com"
+    assert "SMTPUTF8" in server.messages[0].mail_options

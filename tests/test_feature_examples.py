@@ -44,3 +44,20 @@ def test_compose_example() -> None:
         "headers ASCII: True",
         "one-liner: 'Hello' to zoe@example.com",
     ]
+
+
+def test_dry_run_example() -> None:
+    out = run("dry_run.py")
+    assert out[:3] == [
+        "dry run: True; accepted: alice@example.com, archive@example.com",
+        "recorded: 1 message(s), Bcc in the bytes: False",
+        "refused: InvalidMessage",
+    ]
+    assert out[3] == "-" * 79
+    assert out[4:7] == [
+        "smtpx dry run (not sent)",
+        "MAIL FROM:<shop@example.com>",
+        "RCPT TO:<carol@example.com>",
+    ]
+    assert "Subject: Printed" in out
+    assert out[-2:] == ["On standard output.", "-" * 79]
