@@ -308,7 +308,7 @@ class Client(Configured):
                     try:
                         await self.connect()
                     except e.SMTPError as failure:
-                        failure.undelivered = envelope.recipients  # nobody got it
+                        e.enrich(failure, undelivered=envelope.recipients)  # nobody got it
                         raise
                 session = self._session
                 assert session is not None
@@ -318,8 +318,7 @@ class Client(Configured):
             # expired outside a flow (connecting, the greeting): nothing was sent
             self.close()
             error = e.ResponseTimeout(detail, command=Command.CONNECT)
-            error.undelivered = envelope.recipients
-            raise error from exc
+            raise e.enrich(error, undelivered=envelope.recipients) from exc
         finally:
             self._total = None
 

@@ -443,9 +443,7 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
         await retrying(attempt)
     except e.SMTPError:
         if not accepted:  # nobody has the message: raise the last real error
-            error = history[-1]
-            error.attempts = tuple(history)
-            error.rejected = {**deferred, **final}
+            error = e.enrich(history[-1], attempts=history, rejected={**deferred, **final})
             raise error from error.__cause__
     assert last_reply is not None  # an attempt went through, so some recipient accepted
     return SendResult(tuple(accepted), {**deferred, **final}, last_reply)

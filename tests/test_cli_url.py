@@ -115,6 +115,13 @@ def test_no_host_and_no_url() -> None:
     assert "HOST[:PORT] or --url" in result.output
 
 
+def test_a_given_option_replaces_the_urls(server: ScriptedServer) -> None:
+    result = run("send", "--url", url(server), "--local-hostname", "other.test", *MESSAGE)
+    assert result.exit_code == 0, result.output
+    assert b"EHLO other.test" in server.transcript
+    assert b"EHLO client.test" not in server.transcript
+
+
 def test_probe_with_url(server: ScriptedServer) -> None:
     address = url(server, "app", "&allow_plaintext_auth=true")
     result = run("probe", "--url", address, env={"SMTPX_PASSWORD": PASSWORD})

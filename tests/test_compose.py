@@ -8,6 +8,7 @@ import email.header
 import email.policy
 import itertools
 import re
+from collections.abc import Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -293,35 +294,28 @@ BREAKS = ["\r", "\n", "\r\n", "\r\nBcc: evil@example.com", "\x0b", "\x0c", "\x1c
 BREAKS += ["\u2028", "\u2029", "\x00", "\x7f", "\t"]
 
 
+# Each field that ends up in a header: the compose() argument, and its value around a break.
+PLACES: dict[str, tuple[str, Callable[[str], object]]] = {
+    "subject": ("subject", lambda bad: f"Hello{bad}world"),
+    "sender name": ("sender", lambda bad: f'"Shop{bad}" <shop@example.com>'),
+    "to": ("to", lambda bad: f"alice{bad}@example.com"),
+    "to name": ("to", lambda bad: [f"Alice{bad} <alice@example.com>"]),
+    "cc": ("cc", lambda bad: f"Carol {bad}<carol@example.com>"),
+    "bcc": ("bcc", lambda bad: f"archive@example.com{bad}"),
+    "reply_to": ("reply_to", lambda bad: f"support{bad}@example.com"),
+    "header value": ("headers", lambda bad: {"X-Campaign": f"spring{bad}sale"}),
+    "header name": ("headers", lambda bad: {f"X-Camp{bad}aign": "spring"}),
+    "filename": ("attachments", lambda bad: [(f"a{bad}.pdf", b"x")]),
+    "address object name": ("to", lambda bad: Address(f"Alice{bad}", "alice", "example.com")),
+}
+FIELDS = list(PLACES)
+
+
 def _compose_with(field: str, bad: str) -> None:
     arguments: dict[str, Any] = {"sender": SENDER, "to": TO, "subject": "s", "text": "x"}
-    if field == "subject":
-        arguments["subject"] = f"Hello{bad}world"
-    elif field == "sender name":
-        arguments["sender"] = f'"Shop{bad}" <shop@example.com>'
-    elif field == "to":
-        arguments["to"] = f"alice{bad}@example.com"
-    elif field == "to name":
-        arguments["to"] = [f"Alice{bad} <alice@example.com>"]
-    elif field == "cc":
-        arguments["cc"] = f"Carol {bad}<carol@example.com>"
-    elif field == "bcc":
-        arguments["bcc"] = f"archive@example.com{bad}"
-    elif field == "reply_to":
-        arguments["reply_to"] = f"support{bad}@example.com"
-    elif field == "header value":
-        arguments["headers"] = {"X-Campaign": f"spring{bad}sale"}
-    elif field == "header name":
-        arguments["headers"] = {f"X-Camp{bad}aign": "spring"}
-    elif field == "filename":
-        arguments["attachments"] = [(f"a{bad}.pdf", b"x")]
-    elif field == "address object name":
-        arguments["to"] = Address(f"Alice{bad}", "alice", "example.com")
+    name, value = PLACES[field]
+    arguments[name] = value(bad)
     smtpx.compose(**arguments)
-
-
-FIELDS = ["subject", "sender name", "to", "to name", "cc", "bcc", "reply_to"]
-FIELDS += ["header value", "header name", "filename", "address object name"]
 
 
 @pytest.mark.parametrize("field", FIELDS)

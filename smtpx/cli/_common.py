@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import click
 
+from smtpx import TLSMode, default_context
 from smtpx import errors as e
-from smtpx._codes import describe
-from smtpx._tls import TLSMode, default_context
+from smtpx.codes import describe
 from smtpx.results import SendResult, Success
 
 __all__ = [

@@ -11,11 +11,8 @@ from typing import Any
 
 import click
 
+from smtpx import Command, Credentials, Reply, TLSMode
 from smtpx import errors as e
-from smtpx._commands import Command
-from smtpx._reply import Reply
-from smtpx._secret import Credentials
-from smtpx._tls import TLSMode
 from smtpx.cli._common import (
     EXIT_CODES_HELP,
     Exit,
@@ -185,14 +182,7 @@ def probe(
     Nothing is sent beyond EHLO, STARTTLS, AUTH and QUIT.
     """
     if url is not None and url_in_use(ctx, url, host_given=target is not None):
-        config = config_from_url(
-            ctx,
-            url,
-            timeout=timeout,
-            local_hostname=local_hostname,
-            allow_plaintext_auth=allow_plaintext_auth,
-            ca_file=ca_file,
-        )
+        config = config_from_url(ctx, url)
         given = {
             "tls_context": config.tls_context,
             "timeout": config.timeout,

@@ -118,16 +118,7 @@ def send(
     if retry:
         policy = RetryPolicy(attempts=retry + 1, backoff=Backoff(initial=retry_wait))
     if url is not None and url_in_use(ctx, url, host_given=host is not None):
-        client = SyncClient(
-            config_from_url(
-                ctx,
-                url,
-                timeout=timeout,
-                local_hostname=local_hostname,
-                allow_plaintext_auth=allow_plaintext_auth,
-                ca_file=ca_file,
-            )
-        )
+        client = SyncClient(config_from_url(ctx, url))
     elif host is None:
         raise click.UsageError("give --host or --url (or set SMTPX_URL)")
     else:

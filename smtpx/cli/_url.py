@@ -66,25 +66,16 @@ def url_in_use(ctx: click.Context, url: str | None, *, host_given: bool) -> bool
     return True
 
 
-def config_from_url(
-    ctx: click.Context,
-    url: str,
-    *,
-    timeout: float,
-    local_hostname: str | None,
-    allow_plaintext_auth: bool,
-    ca_file: Path | None,
-) -> ClientConfig:
-    """The ``ClientConfig`` of ``url``; the options the user set replace the URL's."""
+def config_from_url(ctx: click.Context, url: str) -> ClientConfig:
+    """The ``ClientConfig`` of ``url``; the command's connection options that the user
+    set (``--timeout``, ``--local-hostname``, ``--allow-plaintext-auth``, ``--ca-file``)
+    replace the URL's."""
     overrides: dict[str, Any] = {
-        name: value
-        for name, value in (
-            ("timeout", timeout),
-            ("local_hostname", local_hostname),
-            ("allow_plaintext_auth", allow_plaintext_auth),
-        )
+        name: ctx.params[name]
+        for name in ("timeout", "local_hostname", "allow_plaintext_auth")
         if given(ctx, name)
     }
+    ca_file: Path | None = ctx.params.get("ca_file")
     if ca_file is not None:
         overrides["tls_context"] = tls_context(ca_file)
     from_argv = ctx.get_parameter_source("url") is ParameterSource.COMMANDLINE

@@ -117,7 +117,7 @@ class Flow(Generic[T]):
                 # is the error, naming the command the flow was about to send
                 error = self._stopped()
                 if error.command is None:
-                    error.command, error.recipient = closed.command, closed.recipient
+                    e.enrich(error, command=closed.command, recipient=closed.recipient)
                 return self._fail(error)
             except e.SMTPError as error:
                 return self._fail(error)
