@@ -213,8 +213,8 @@ def _attachment(item: object) -> tuple[str, bytes, str]:
             f"not {type(item).__name__}"
         )
     name = _text(name, "attachment filename")
-    if not name:
-        raise UsageError("an attachment needs a filename")
+    if not name.strip():
+        raise UsageError("an attachment needs a filename (not spaces alone)")
     return name, content, mime or _guess(name)
 
 

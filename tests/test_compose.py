@@ -82,8 +82,8 @@ PRINTABLE = st.text(
 @settings(max_examples=150, deadline=None)
 @given(
     subject=PRINTABLE,
-    name=PRINTABLE.filter(lambda text: len(text) <= 20),  # unfolded: see the test below
-    filename=PRINTABLE.filter(lambda text: text.strip(" \t")),
+    name=PRINTABLE,
+    filename=PRINTABLE.filter(str.strip),  # a filename of spaces alone is refused
     body=PRINTABLE,
 )
 def test_non_ascii_parses_back_and_the_bytes_are_ascii(
@@ -105,14 +105,24 @@ def test_non_ascii_parses_back_and_the_bytes_are_ascii(
     # (the email package strips ASCII whitespace only: a no-break space is text)
     outer = " \t"
     assert parsed["Subject"].strip(outer) == subject.strip(outer)
-    assert parsed["From"].addresses[0].display_name.strip(outer) == name.strip(outer)
+    # A display name is a phrase, whose whitespace the email package's parser does not
+    # keep exactly (it joins encoded words with a space): its text must all be there.
+    # The test below decodes a folded name exactly.
+    shown = parsed["From"].addresses[0].display_name
+    assert re.sub(r"\s+", "", shown) == re.sub(r"\s+", "", name)
     text_part, html_part = parsed.get_body(("plain",)), parsed.get_body(("html",))
     assert text_part is not None and html_part is not None
     assert text_part.get_content().replace("\r\n", "\n") == body + "\n"
     assert html_part.get_content().replace("\r\n", "\n") == f"<p>{body}</p>\n"
     (attachment,) = parsed.iter_attachments()
-    assert (attachment.get_filename() or "").strip(outer) == filename.strip(outer)
+    assert _words(attachment.get_filename() or "") == _words(filename)
     assert attachment.get_payload(decode=True) == body.encode()
+
+
+def _words(text: str) -> str:
+    """``text`` with each run of whitespace one space, and none at the ends: what the
+    email package keeps of whitespace in a phrase or parameter is not always all of it."""
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def test_a_long_non_ascii_name_and_subject_fold_into_encoded_words() -> None:
@@ -184,6 +194,7 @@ def test_a_given_type_wins(tmp_path: Path) -> None:
         ("a.pdf", b"x", "pdf"),
         ("a.pdf", b"x", "a/b\r\nX: y"),
         ("", b"x"),
+        (" \xa0 ", b"x"),
         ("a\r\nb.pdf", b"x"),
         ("a.pdf",),
         42,
