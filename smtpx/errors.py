@@ -1,3 +1,4 @@
+# Long on purpose (~900 lines): the whole exception tree in one place, so it reads as one.
 """Every way sending mail can fail, as one exception tree.
 
 Each concrete class has one meaning and one severity; categories that cut

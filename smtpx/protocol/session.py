@@ -1,3 +1,4 @@
+# Long on purpose (~500 lines): one state machine, whose every transition is read together.
 """``Session``: one SMTP session as a pure state machine, in the manner of h11.
 
 The caller states its intent (``ehlo()``, ``mail()``, ``rcpt()``, ``data()``…); the
