@@ -13,10 +13,12 @@ from smtpx import (
     _commands,
     _compose,
     _dry_run,
+    _dsn,
     _end_of_message,
     _enhanced,
     _explain,
     _message,
+    _oauth,
     _reasons,
     _reply,
     _secret,
@@ -39,10 +41,12 @@ from smtpx._classify import *  # noqa: F403
 from smtpx._commands import *  # noqa: F403
 from smtpx._compose import *  # noqa: F403
 from smtpx._dry_run import *  # noqa: F403
+from smtpx._dsn import *  # noqa: F403
 from smtpx._end_of_message import *  # noqa: F403
 from smtpx._enhanced import *  # noqa: F403
 from smtpx._explain import *  # noqa: F403
 from smtpx._message import *  # noqa: F403
+from smtpx._oauth import *  # noqa: F403
 from smtpx._reasons import *  # noqa: F403
 from smtpx._reply import *  # noqa: F403
 from smtpx._secret import *  # noqa: F403
@@ -62,10 +66,12 @@ __all__ += _classify.__all__
 __all__ += _commands.__all__
 __all__ += _compose.__all__
 __all__ += _dry_run.__all__
+__all__ += _dsn.__all__
 __all__ += _end_of_message.__all__
 __all__ += _enhanced.__all__
 __all__ += _explain.__all__
 __all__ += _message.__all__
+__all__ += _oauth.__all__
 __all__ += _reasons.__all__
 __all__ += _reply.__all__
 __all__ += _secret.__all__

@@ -19,12 +19,14 @@ from smtpx._address import check_address, param_args
 from smtpx._commands import Command
 from smtpx._edge import Connection
 from smtpx._network import Network
+from smtpx._oauth import OAuth2
 from smtpx._secret import Credentials
 from smtpx._tls import default_context
 from smtpx.config import ClientConfig, Configured, credentials_pair
 from smtpx.protocol.flow import Flow, Steps, StepsFlow, ok
 from smtpx.protocol.interruptions import Verdict
 from smtpx.protocol.ledger import Entry
+from smtpx.protocol.oauth import Bearer
 from smtpx.protocol.session import Session
 from smtpx.protocol.setup import AuthFlow, StartTLS, hello, secure
 from smtpx.results import Authenticated, Ready, Success
@@ -70,7 +72,7 @@ class ClientCommands(Configured):
         return self.config.chunking
 
     @property
-    def _credentials(self) -> Credentials | None:
+    def _credentials(self) -> Credentials | OAuth2 | None:
         return self.config.credentials
 
     @property
@@ -150,17 +152,32 @@ class ClientCommands(Configured):
         return await self._run(StepsFlow(session, steps, "STARTTLS"))
 
     async def login(
-        self, credentials: tuple[str, str] | Credentials | None = None
+        self, credentials: tuple[str, str] | Credentials | OAuth2 | None = None
     ) -> Authenticated:
         """AUTH with the best mechanism both sides know; the server's reply decides.
 
         Uses the client's ``credentials`` unless others are given here."""
         given = credentials_pair(credentials) if credentials is not None else None
+        chosen = given or self._credentials
+        if isinstance(chosen, OAuth2):
+            return await self._oauth_login(chosen)
         session = self._require()
-        flow = AuthFlow(
-            session, given or self._credentials, allow_plaintext=self.allow_plaintext_auth
-        )
+        flow = AuthFlow(session, chosen, allow_plaintext=self.allow_plaintext_auth)
         return await self._run(flow)
+
+    async def _oauth_login(self, oauth: OAuth2) -> Authenticated:
+        """AUTH OAUTHBEARER or XOAUTH2 with a token from the provider; when the server
+        refuses it, once more with a fresh one (the first may have expired)."""
+        for last_try in (not oauth.refreshable, True):
+            session = self._require()
+            bearer = Bearer(oauth.username, await oauth.token(), self.host, self.port)
+            flow = AuthFlow(session, bearer, allow_plaintext=self.allow_plaintext_auth)
+            try:
+                return await self._run(flow)
+            except e.AuthFailed:
+                if last_try:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
         """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""

@@ -24,6 +24,7 @@ import attrs
 
 from smtpx._address import check_address, needs_smtputf8
 from smtpx._data import dot_stuff, normalize
+from smtpx._dsn import DSN
 from smtpx._headers import (
     ENVELOPE_FIELDS,
     addresses,
@@ -32,7 +33,7 @@ from smtpx._headers import (
     field_values,
     header_block,
 )
-from smtpx.errors import InvalidEnvelope, InvalidMessage
+from smtpx.errors import InvalidEnvelope, InvalidMessage, UsageError
 
 __all__ = ["ComposedMessage", "Envelope", "MessageInput", "prepare"]
 
@@ -59,6 +60,12 @@ class Envelope:
     data: bytes  # CRLF line endings, ending with CRLF, Bcc removed: what SIZE and BDAT carry
     smtputf8: bool  # an address or a header needs SMTPUTF8
     eight_bit: bool  # the content has octets over 127 (BODY=8BITMIME)
+    #: Delivery status notifications to ask for (RFC 3461), and whether a server without
+    #: DSN is an error (``ExtensionRequired``) or the request is left out.
+    dsn: DSN | None = None
+    dsn_required: bool = True
+    #: REQUIRETLS (RFC 8689): the message travels only over TLS, all the way.
+    require_tls: bool = False
 
     @property
     def payload(self) -> bytes:
@@ -74,9 +81,17 @@ def prepare(
     recipients: Iterable[str] | None = None,
     add_missing_headers: bool = True,
     local_hostname: str | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
 ) -> Envelope:
     """Build the envelope; raise ``InvalidEnvelope`` or ``InvalidMessage`` before anything
     is sent.
+
+    ``dsn`` (a ``smtpx.DSN``) asks for delivery status notifications, which go out only
+    to a server that offers DSN (else ``ExtensionRequired``; with ``dsn_required=False``
+    the message goes without them).  ``require_tls`` adds REQUIRETLS (RFC 8689) to MAIL
+    FROM: only over TLS, to a server that offers it (else ``ExtensionRequired``).
 
     With ``add_missing_headers`` (the default), a message without a ``Date`` or a
     ``Message-ID`` header gets one, written above its first header; the rest of the
@@ -84,6 +99,7 @@ def prepare(
     a dotted domain name other than ``localhost``, else the sender's domain, else a
     random name under ``.invalid`` (RFC 2606).  A caller's own headers are kept.
     """
+    _check_options(dsn, dsn_required, require_tls)
     if isinstance(message, str):
         message = _utf8(message)
     # normalize() refuses NUL and over-long lines before anything is sent
@@ -165,7 +181,18 @@ def prepare(
         data=data,
         smtputf8=needs_smtputf8(sender) or any(map(needs_smtputf8, unique)) or not head.isascii(),
         eight_bit=not data.isascii(),
+        dsn=dsn,
+        dsn_required=dsn_required,
+        require_tls=require_tls,
     )
+
+
+def _check_options(dsn: object, dsn_required: object, require_tls: object) -> None:
+    if dsn is not None and not isinstance(dsn, DSN):
+        raise UsageError(f"dsn must be a smtpx.DSN or None, not {type(dsn).__name__}")
+    for name, flag in (("dsn_required", dsn_required), ("require_tls", require_tls)):
+        if not isinstance(flag, bool):
+            raise UsageError(f"{name} must be True or False, not {flag!r}")
 
 
 def _utf8(message: str) -> bytes:

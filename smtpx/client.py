@@ -25,10 +25,13 @@ from smtpx._client_commands import ClientCommands
 from smtpx._commands import Command
 from smtpx._compose import Recipients, message_or_compose
 from smtpx._dry_run import NOT_CONNECTED, deliver_nowhere
+from smtpx._dsn import DSN
 from smtpx._edge import open_connection
 from smtpx._message import Envelope, MessageInput, prepare
+from smtpx._oauth import OAuth2
 from smtpx._reply import Reply
 from smtpx._retry_engine import send_with_retry
+from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.config import ClientConfig, ClientOptions, resolve_config
 from smtpx.protocol.mail import MailFlow
@@ -133,10 +136,11 @@ class Client(ClientCommands):
                 transcript=self.transcript,
                 probe=not implicit,
             )
+            credentials = self._credentials
             setup = SetupFlow(
                 session,
                 starttls=_STARTTLS_MODE[self.tls],
-                secret=self._credentials,
+                secret=credentials if isinstance(credentials, Credentials) else None,
                 allow_plaintext_auth=self.allow_plaintext_auth,
             )
             try:
@@ -148,6 +152,8 @@ class Client(ClientCommands):
                     "plaintext",
                     command=Command.STARTTLS,
                 ) from error.__cause__
+            if isinstance(credentials, OAuth2):  # the provider is awaited here, not in a flow
+                await self._oauth_login(credentials)
         except BaseException:
             # A half-set-up session (no EHLO, no TLS, not authenticated) must not be
             # reused by the next send(), which only connects when not connected.
@@ -179,6 +185,9 @@ class Client(ClientCommands):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         retry: RetryPolicy | None = None,
+        dsn: DSN | None = None,
+        dsn_required: bool = True,
+        require_tls: bool = False,
     ) -> SendResult:
         """Send ``message`` (an ``EmailMessage``, bytes or str) and report each recipient.
 
@@ -190,6 +199,12 @@ class Client(ClientCommands):
 
         With ``retry``, transient failures are retried for the recipients that
         have not accepted yet (see ``smtpx.retry``).
+
+        ``dsn`` (``smtpx.DSN``) asks for delivery status notifications (RFC 3461): sent
+        when the server offers DSN, else ``ExtensionRequired`` (with
+        ``dsn_required=False``, the message goes without them).  ``require_tls=True``
+        adds REQUIRETLS (RFC 8689): ``ExtensionRequired`` unless the session is
+        encrypted and the server offers it.  Both are checked before MAIL FROM.
         """
         if self._local_hostname is None and not self.config.dry_run:
             # the EHLO name, and the domain of a Message-ID
@@ -200,6 +215,9 @@ class Client(ClientCommands):
             recipients=recipients,
             add_missing_headers=self.config.add_missing_headers,
             local_hostname=self._local_hostname,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
         )
         async with self._lock:
             if retry is not None and not self.config.dry_run:  # a dry run cannot fail
@@ -247,9 +265,13 @@ async def send(
     subject: str | None = None,
     text: str | None = None,
     html: str | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
     **options: Unpack[ClientOptions],
 ) -> SendResult:
-    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``.
+    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``;
+    ``dsn``, ``dsn_required`` and ``require_tls`` those of ``Client.send``.
 
     Instead of a message, ``sender``, ``to``, ``subject`` and ``text`` and/or ``html``
     compose one (``smtpx.compose``); giving a message and these is a ``UsageError``.
@@ -259,6 +281,14 @@ async def send(
     message = message_or_compose(message, sender, to=to, subject=subject, text=text, html=html)
     client = Client(host, port, **options)
     try:
-        return await client.send(message, sender=sender, recipients=recipients, retry=retry)
+        return await client.send(
+            message,
+            sender=sender,
+            recipients=recipients,
+            retry=retry,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
+        )
     finally:
         await client.quit()

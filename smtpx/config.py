@@ -19,6 +19,7 @@ import attrs
 
 from smtpx._address import check_hostname
 from smtpx._message import Envelope
+from smtpx._oauth import OAuth2
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx._url import config_from_env, config_from_url
@@ -39,9 +40,10 @@ def tls_mode(value: object) -> TLSMode:
     raise UsageError(f"tls must be a smtpx.TLSMode or one of {allowed}, not {value!r}")
 
 
-def credentials_pair(value: object) -> Credentials | None:
-    """``Credentials`` from a ``(username, password)`` pair; the password is never echoed."""
-    if value is None or isinstance(value, Credentials):
+def credentials_pair(value: object) -> Credentials | OAuth2 | None:
+    """``Credentials`` from a ``(username, password)`` pair; the password is never echoed.
+    ``Credentials`` and ``OAuth2`` are taken as they are."""
+    if value is None or isinstance(value, Credentials | OAuth2):
         return value
     if (
         isinstance(value, tuple | list)
@@ -53,7 +55,8 @@ def credentials_pair(value: object) -> Credentials | None:
     shape = f"a {type(value).__name__}" + (f" of {len(value)}" if sized else "")  # type: ignore[arg-type]
     del value  # it may hold a password: keep it out of this frame's locals in a traceback
     raise UsageError(
-        f"credentials must be a (username, password) pair of str or smtpx.Credentials, not {shape}"
+        "credentials must be a (username, password) pair of str, smtpx.Credentials or "
+        f"smtpx.OAuth2, not {shape}"
     )
 
 
@@ -133,7 +136,9 @@ class ClientConfig:
     host: str = attrs.field(validator=_host)
     tls: TLSMode = attrs.field(default=TLSMode.STARTTLS, converter=tls_mode)
     port: int = attrs.field(default=attrs.Factory(_default_port, takes_self=True), validator=_port)
-    credentials: Credentials | None = attrs.field(default=None, converter=credentials_pair)
+    credentials: Credentials | OAuth2 | None = attrs.field(
+        default=None, converter=credentials_pair
+    )
     timeout: float = attrs.field(default=30.0, validator=_seconds("timeout", optional=False))
     total_timeout: float | None = attrs.field(
         default=600.0, validator=_seconds("total_timeout", optional=True)
@@ -180,7 +185,7 @@ class ClientOptions(TypedDict, total=False):
     the fields of ``ClientConfig`` but ``host`` and ``port`` (a test keeps them in step)."""
 
     tls: TLSMode | str
-    credentials: tuple[str, str] | Credentials | None
+    credentials: tuple[str, str] | Credentials | OAuth2 | None
     timeout: float
     total_timeout: float | None
     local_hostname: str | None

@@ -26,6 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from smtpx import errors as e
 from smtpx._compose import Recipients, message_or_compose
+from smtpx._dsn import DSN
 from smtpx._message import MessageInput
 from smtpx._reply import Reply
 from smtpx.client import Client, send
@@ -267,6 +268,9 @@ def send_sync(
     subject: str | None = None,
     text: str | None = None,
     html: str | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
     **client_options: Unpack[ClientOptions],
 ) -> SendResult:
     """Send one message on a new connection, then quit: the blocking ``smtpx.send``.
@@ -287,6 +291,9 @@ def send_sync(
         sender=sender,
         recipients=recipients,
         retry=retry,
+        dsn=dsn,
+        dsn_required=dsn_required,
+        require_tls=require_tls,
         **client_options,
     )
     return _SHARED.run(coroutine)

@@ -58,7 +58,7 @@ def test_user_and_password_are_percent_decoded(user: str, password: str) -> None
     quote = urllib.parse.quote
     url = f"smtps://{quote(user, safe='')}:{quote(password, safe='')}@smtp.example.com"
     credentials = smtpx.ClientConfig.from_url(url).credentials
-    assert credentials is not None
+    assert isinstance(credentials, smtpx.Credentials)
     assert (credentials.username, credentials.password) == (user, password)
 
 

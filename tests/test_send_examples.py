@@ -73,6 +73,27 @@ def test_outbox_example() -> None:
     )
 
 
+def test_oauth2_example() -> None:
+    out = run("oauth2.py")
+    assert out[0] == "credentials: OAuth2(username='app@example.com', token_provider='***')"
+    assert out[1] == "1. sent to alice@example.com after 2 token requests"
+    assert "   OAuthRejected: code=535 status=invalid_token scope=https://mail.example.com/" in out
+    assert out[-1] == "   OAuthTokenError, caused by ConnectionError"
+    assert "ya29" not in "\n".join(out)
+
+
+def test_dsn_example() -> None:
+    out = run("dsn.py")
+    assert "   server got: MAIL FROM:<shop@example.com> RET=HDRS ENVID=order-42+2Bshipped" in out
+    assert (
+        "   server got: RCPT TO:<bob@example.com> NOTIFY=FAILURE,DELAY "
+        "ORCPT=rfc822;robert@example.org"
+    ) in out
+    assert out.count("   accepted: alice@example.com, bob@example.com") == 1
+    assert any(line.startswith("   ExtensionRequired: delivery status") for line in out)
+    assert out[-1].startswith("   ExtensionRequired: require_tls=True needs a TLS session")
+
+
 def test_demo_example() -> None:
     # what scripts/demo runs once its venv is ready (the install is the script's own part)
     out = run("demo.py")

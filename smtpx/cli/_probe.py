@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from smtpx import Command, Credentials, Reply, TLSMode
+from smtpx import Command, Credentials, OAuth2, Reply, TLSMode
 from smtpx import errors as e
 from smtpx.cli._common import (
     EXIT_CODES_HELP,
@@ -189,7 +189,9 @@ def probe(
             "local_hostname": config.local_hostname,
             "allow_plaintext_auth": config.allow_plaintext_auth,
         }
-        probing = _probe(config.host, config.port, config.tls, config.credentials, given)
+        credentials = config.credentials
+        assert not isinstance(credentials, OAuth2)  # a URL holds a password, never a token
+        probing = _probe(config.host, config.port, config.tls, credentials, given)
         ctx.exit(asyncio.run(probing))
     if target is None:
         raise click.UsageError("give HOST[:PORT] or --url (or set SMTPX_URL)")

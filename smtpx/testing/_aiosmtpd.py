@@ -16,6 +16,7 @@ from typing import Any, AnyStr, Final, NoReturn, Protocol
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from smtpx.testing._oauth import MECHANISMS, OAuthAccounts
 from smtpx.testing._rules import COMMANDS, ReceivedMessage, Rule
 
 __all__ = ["PRIVATE_NAMES", "Script", "ScriptedSMTP", "abort_all", "make_protocol"]
@@ -43,6 +44,7 @@ class Script(Protocol):
     tls_context: ssl.SSLContext | None
     implicit_tls: bool
     credentials: dict[str, str] | None
+    oauth: OAuthAccounts | None
     auth_require_tls: bool
     size_limit: int | None
     smtputf8: bool
@@ -70,6 +72,34 @@ class _Handler:
         self._scripted = scripted
         self._rule_for = take
 
+    # XOAUTH2 and OAUTHBEARER, which aiosmtpd lacks: aiosmtpd offers a handler's
+    # auth_<MECHANISM> methods (unless excluded, see make_protocol)
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer_login(server, "XOAUTH2", args)
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer_login(server, "OAUTHBEARER", args)
+
+    async def _bearer_login(self, server: SMTP, mechanism: str, args: list[str]) -> AuthResult:
+        accounts: OAuthAccounts | None = self._scripted.oauth
+        if accounts is None:
+            return AuthResult(success=False, handled=False)
+
+        async def challenge(text: str) -> bytes | None:
+            answer = await server.challenge_auth(text)
+            return answer if isinstance(answer, bytes) else None
+
+        transport = server.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        port = int(sockname[1]) if sockname else 0
+        initial = args[1] if len(args) > 1 else None
+        user, reply = await accounts.login(mechanism, initial, challenge, port)
+        if user is not None:  # auth_data is logged by aiosmtpd: the user, not the token
+            return AuthResult(success=True, auth_data=user)
+        if reply is None:
+            return AuthResult(success=False, handled=True)  # aiosmtpd already replied
+        return AuthResult(success=False, handled=False, message=reply)
+
     async def handle_EHLO(
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
     ) -> list[str]:
@@ -77,7 +107,7 @@ class _Handler:
         hidden = set()
         if not self._scripted.eightbitmime:
             hidden.add("8BITMIME")
-        if self._scripted.credentials is None:
+        if not _offers_auth(self._scripted):
             hidden.add("AUTH")
         kept = [line for line in lines if line[4:].split(" ")[0].upper() not in hidden]
         if self._scripted.pipelining:
@@ -175,7 +205,7 @@ class ScriptedSMTP(SMTP):
             if rule is None:
                 if self._no_service and verb != "QUIT":
                     await self.push("503 5.5.1 Error: no SMTP service here")
-                elif verb == "AUTH" and self._scripted.credentials is None:
+                elif verb == "AUTH" and not _offers_auth(self._scripted):
                     await self.push("502 5.5.1 Error: AUTH not available")
                 else:
                     await self._run(verb, method, arg)
@@ -336,7 +366,12 @@ def make_protocol(script: Script, take: Take, live: set[ScriptedSMTP]) -> Script
         tls_context=None if script.implicit_tls else script.tls_context,
         auth_require_tls=script.auth_require_tls and not script.implicit_tls,
         authenticator=handler.authenticate,
+        auth_exclude_mechanism=script.oauth.excluded() if script.oauth else MECHANISMS,
     )
+
+
+def _offers_auth(script: Script) -> bool:
+    return script.credentials is not None or script.oauth is not None
 
 
 async def abort_all(protocols: Iterable[ScriptedSMTP]) -> None:

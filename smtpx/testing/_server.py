@@ -10,6 +10,7 @@ import ssl
 from typing import Self
 
 from smtpx.testing._aiosmtpd import ScriptedSMTP, abort_all, make_protocol
+from smtpx.testing._oauth import OAuthAccounts
 from smtpx.testing._rules import COMMANDS, ReceivedMessage, Rule
 
 __all__ = ["COMMANDS", "ReceivedMessage", "Rule", "ScriptedServer"]
@@ -39,6 +40,8 @@ class ScriptedServer:
     :param pipelining: advertise PIPELINING (commands are always processed in order).
     :param chunking: advertise CHUNKING and accept ``BDAT`` (RFC 3030), which plain
         aiosmtpd does not; rules for ``"BDAT"`` answer the ``BDAT ... LAST`` chunk.
+    :param oauth: offer XOAUTH2 and OAUTHBEARER, accepting the bearer tokens of these
+        :class:`OAuthAccounts` (which record each SASL message received).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class ScriptedServer:
         eightbitmime: bool = True,
         pipelining: bool = True,
         chunking: bool = False,
+        oauth: OAuthAccounts | None = None,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -71,6 +75,7 @@ class ScriptedServer:
         self.eightbitmime = eightbitmime
         self.pipelining = pipelining
         self.chunking = chunking
+        self.oauth = oauth
         self.host = host
         self.port = port
         self.messages: list[ReceivedMessage] = []
