@@ -204,7 +204,7 @@ class MailFlow(Flow[SendResult]):
             data = session.data()
             yield data
             ok(data.result)
-            end = session.data_payload(envelope.payload, encoded=True)
+            end = session.data_payload(envelope.data, normalized=True)
         yield end
         return ok(end.result).reply
 
@@ -241,7 +241,7 @@ class MailFlow(Flow[SendResult]):
             return (yield from self._message())
         result = ok(last)
         if isinstance(result, StartData):
-            end = session.data_payload(envelope.payload, encoded=True)
+            end = session.data_payload(envelope.data, normalized=True)
             yield end
             return ok(end.result).reply
         return result.reply  # BDAT's: the message went with the commands
