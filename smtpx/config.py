@@ -12,15 +12,17 @@ from __future__ import annotations
 import ipaddress
 import math
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
 import attrs
 
 from smtpx._address import check_hostname
+from smtpx._message import Envelope
 from smtpx._oauth import OAuth2
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
+from smtpx._url import config_from_env, config_from_url
 from smtpx.errors import UsageError
 
 __all__ = ["ClientConfig", "ClientOptions"]
@@ -110,6 +112,13 @@ def _tls_context(instance: object, attribute: attrs.Attribute[Any], value: objec
         raise UsageError(f"tls_context must be an ssl.SSLContext, not {type(value).__name__}")
 
 
+def _sink(instance: ClientConfig, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise UsageError(f"sink must be a callable taking an Envelope, not {value!r}")
+    if value is not None and not instance.dry_run:
+        raise UsageError("sink= is where a dry run puts messages: give dry_run=True with it")
+
+
 def _default_port(config: ClientConfig) -> int:
     return config.tls.default_port
 
@@ -140,6 +149,8 @@ class ClientConfig:
     transcript: bool = attrs.field(default=False, validator=_flag)
     chunking: bool = attrs.field(default=True, validator=_flag)
     add_missing_headers: bool = attrs.field(default=True, validator=_flag)
+    dry_run: bool = attrs.field(default=False, validator=_flag)
+    sink: Callable[[Envelope], object] | None = attrs.field(default=None, validator=_sink)
 
     def __repr__(self) -> str:
         # Also while __init__ is still checking (a traceback's locals show it then).
@@ -162,6 +173,12 @@ class ClientConfig:
             options["port"] = port
         return cls(host=host, **options)  # type: ignore[arg-type]  # validated here
 
+    # ``ClientConfig.from_url("smtps://user:password@host")`` and ``from_env()`` (SMTPX_URL,
+    # SMTPX_PASSWORD): the functions themselves, so that no frame of ours but theirs
+    # holds the URL (they scrub what they raise).  The grammar: smtpx._url.
+    from_url = classmethod(config_from_url)
+    from_env = classmethod(config_from_env)
+
 
 class ClientOptions(TypedDict, total=False):
     """The keyword options of ``Client``, ``SyncClient``, ``Pool``, ``send`` and ``send_sync``:
@@ -177,6 +194,8 @@ class ClientOptions(TypedDict, total=False):
     transcript: bool
     chunking: bool
     add_missing_headers: bool
+    dry_run: bool
+    sink: Callable[[Envelope], object] | None
 
 
 _OPTION_NAMES = frozenset(ClientOptions.__annotations__)

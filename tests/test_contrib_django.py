@@ -634,3 +634,37 @@ def test_fail_silently_is_the_backends_own(server: ScriptedServer) -> None:
         warnings.filterwarnings("error", message=".*fail_silently.*")
         assert EmailBackend(fail_silently=True).fail_silently is True
         assert EmailBackend().fail_silently is False
+
+
+# -- SMTPX_DRY_RUN: prepared, checked and printed, never sent ---------------------------
+
+
+def test_dry_run_prints_and_counts_without_connecting(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_DRY_RUN", True, raising=False)
+    message = mail.EmailMessage("Hi", "Body", to=["alice@example.com"], bcc=["bob@example.com"])
+    assert message.send() == 1
+    out = capsys.readouterr().out
+    assert "smtpx dry run (not sent)" in out
+    assert "RCPT TO:<alice@example.com>\nRCPT TO:<bob@example.com>" in out
+    assert "Subject: Hi" in out and "Body" in out
+    assert server.connections == 0
+
+
+def test_dry_run_still_raises_the_typed_error(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_DRY_RUN", True, raising=False)
+    with pytest.raises(smtpx.InvalidEnvelope):
+        mail.send_mail("Hi", "Body", "app@example.com", ["bad address@example.com"])
+    assert server.connections == 0
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_wrong_dry_run_setting_is_a_usage_error(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_DRY_RUN", value, raising=False)
+    with pytest.raises(smtpx.UsageError, match="SMTPX_DRY_RUN"):
+        EmailBackend()
