@@ -668,3 +668,35 @@ def test_a_wrong_dry_run_setting_is_a_usage_error(
     monkeypatch.setattr(settings, "SMTPX_DRY_RUN", value, raising=False)
     with pytest.raises(smtpx.UsageError, match="SMTPX_DRY_RUN"):
         EmailBackend()
+
+
+# -- OAuth2 through SMTPX_OPTIONS ---------------------------------------------------------
+
+
+def test_oauth2_credentials_come_through_smtpx_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smtpx.testing import OAuthAccounts
+
+    accounts = OAuthAccounts({"app@example.com": "fresh-token"})
+    calls: list[int] = []
+
+    def provider() -> str:
+        calls.append(1)
+        return "fresh-token"
+
+    with serve_in_thread(oauth=accounts) as scripted:
+        for name, value in {
+            "EMAIL_HOST": scripted.host,
+            "EMAIL_PORT": scripted.port,
+            "EMAIL_HOST_USER": "",
+            "EMAIL_USE_TLS": False,
+            "EMAIL_USE_SSL": False,
+            "SMTPX_RETRY": None,
+            # loopback without TLS: a token may then go in the clear only when asked
+            "SMTPX_ALLOW_PLAINTEXT_AUTH": True,
+            "SMTPX_OPTIONS": {"credentials": smtpx.OAuth2("app@example.com", provider)},
+        }.items():
+            monkeypatch.setattr(settings, name, value, raising=False)
+        assert mail.send_mail("Hi", "Body", "app@example.com", ["alice@example.com"]) == 1
+        assert calls == [1]
+        assert [mechanism for mechanism, _ in accounts.received] in (["OAUTHBEARER"], ["XOAUTH2"])
+        assert_sent(scripted, to="alice@example.com", subject="Hi", count=1)
