@@ -11,6 +11,8 @@ import logging as _logging
 from smtpx import (
     _classify,
     _commands,
+    _compose,
+    _dry_run,
     _dsn,
     _end_of_message,
     _enhanced,
@@ -37,6 +39,8 @@ from smtpx import codes as codes
 # F403: a star import takes exactly the module's __all__, which is the point here.
 from smtpx._classify import *  # noqa: F403
 from smtpx._commands import *  # noqa: F403
+from smtpx._compose import *  # noqa: F403
+from smtpx._dry_run import *  # noqa: F403
 from smtpx._dsn import *  # noqa: F403
 from smtpx._end_of_message import *  # noqa: F403
 from smtpx._enhanced import *  # noqa: F403
@@ -60,6 +64,8 @@ from smtpx.sync import *  # noqa: F403
 __all__: list[str] = []
 __all__ += _classify.__all__
 __all__ += _commands.__all__
+__all__ += _compose.__all__
+__all__ += _dry_run.__all__
 __all__ += _dsn.__all__
 __all__ += _end_of_message.__all__
 __all__ += _enhanced.__all__

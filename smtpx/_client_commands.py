@@ -335,6 +335,7 @@ class ClientCommands(Configured):
     # -- driving the session over the edge ------------------------------------------
 
     def _require(self) -> Session:
+        self._refuse_in_dry_run()
         session = self._session
         if session is None or not self.connected:
             if session is not None and session.error is not None:
@@ -344,10 +345,15 @@ class ClientCommands(Configured):
 
     async def _reply(self, intent: Any) -> Success:
         """State one intent and wait for its reply: the success result, or its error."""
+        self._refuse_in_dry_run()
         session = self._session
         if session is None or (self._connection is None or self._connection.lost):
             raise e.ConnectionLost("not connected; call connect() first")
         return await self._run(StepsFlow(session, lambda: _one(session, intent), "reply"))
+
+    def _refuse_in_dry_run(self) -> None:
+        if self.config.dry_run:
+            raise e.UsageError("a dry-run client (dry_run=True) sends no commands: use send()")
 
     async def _run(self, flow: Flow[T]) -> T:
         connection, network = self._connection, self._network

@@ -35,10 +35,20 @@ from smtpx._headers import (
 )
 from smtpx.errors import InvalidEnvelope, InvalidMessage, UsageError
 
-__all__ = ["Envelope", "MessageInput", "prepare"]
+__all__ = ["ComposedMessage", "Envelope", "MessageInput", "prepare"]
 
 MessageInput = EmailMessage | Message | bytes | str
 """What ``send()`` and ``prepare()`` take as a message: an email object, bytes or text."""
+
+
+class ComposedMessage(EmailMessage):
+    """An ``EmailMessage`` made by ``smtpx.compose``, whose Bcc recipients travel beside
+    it (``bcc``) instead of in a header: its bytes never name them, and ``send()`` puts
+    them in the envelope."""
+
+    def __init__(self, policy: email.policy.Policy | None = None) -> None:
+        super().__init__(policy=policy)
+        self.bcc: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -141,6 +151,8 @@ def prepare(
             for name in ("To", "Cc", "Bcc")
             for address in _addresses(fields, name)
         ]
+        if isinstance(message, ComposedMessage):
+            rcpts += [(address, "bcc recipient") for address in message.bcc]
     else:
         if isinstance(recipients, str):
             raise InvalidEnvelope("recipients must be a list of addresses, not one str")
@@ -285,16 +297,23 @@ def _missing_headers(
     """The Date and Message-ID lines the message lacks, CRLF-terminated, ASCII."""
     lines = []
     if "date" not in present:
-        lines.append(f"Date: {_date(int(_now()))}\r\n")
+        lines.append(f"Date: {date_now()}\r\n")
     if "message-id" not in present:
-        domain = (
-            _usable_domain(local_hostname)
-            or _usable_domain(sender.rpartition("@")[2])
-            or next(filter(None, map(_usable_domain, _from_domains(fields))), None)
-            or f"{secrets.token_hex(6)}.invalid"
-        )
-        lines.append(f"Message-ID: {make_msgid(domain=domain)}\r\n")
+        domains = (local_hostname, sender.rpartition("@")[2], *_from_domains(fields))
+        lines.append(f"Message-ID: {new_message_id(*domains)}\r\n")
     return "".join(lines).encode("ascii")
+
+
+def date_now() -> str:
+    """A Date value for now (RFC 5322 §3.3), in UTC."""
+    return _date(int(_now()))
+
+
+def new_message_id(*domains: str | None) -> str:
+    """A new Message-ID, ``<...@domain>``: the first of ``domains`` fit for one (a dotted
+    name, not ``localhost``, not an address), else a random name under ``.invalid``."""
+    domain = next(filter(None, map(_usable_domain, domains)), None)
+    return make_msgid(domain=domain or f"{secrets.token_hex(6)}.invalid")
 
 
 def _from_domains(fields: dict[str, list[bytes]]) -> list[str]:

@@ -26,6 +26,8 @@ from smtpx import errors as e
 from smtpx._address import check_hostname
 from smtpx._client_commands import ClientCommands
 from smtpx._commands import Command
+from smtpx._compose import Recipients, message_or_compose
+from smtpx._dry_run import NOT_CONNECTED, deliver_nowhere
 from smtpx._dsn import DSN
 from smtpx._edge import open_connection
 from smtpx._hosts import fails_over, start_of
@@ -123,7 +125,11 @@ class Client(ClientCommands):
 
         With ``hosts=``, the hosts are tried in the order of ``strategy`` until one
         connects; a failure that another server could not mend (a bad certificate, a
-        refused login) is raised at once."""
+        refused login) is raised at once.
+
+        With ``dry_run=True``: nothing (a stand-in ``Ready``), as nothing is sent."""
+        if self.config.dry_run:
+            return NOT_CONNECTED
         endpoints = self.config.endpoints
         first = start_of(endpoints, self.config.strategy)
         return await self._connect_any(endpoints[first:] + endpoints[:first])
@@ -256,7 +262,8 @@ class Client(ClientCommands):
         adds REQUIRETLS (RFC 8689): ``ExtensionRequired`` unless the session is
         encrypted and the server offers it.  Both are checked before MAIL FROM.
         """
-        if self._local_hostname is None:  # the EHLO name, and the domain of a Message-ID
+        if self._local_hostname is None and not self.config.dry_run:
+            # the EHLO name, and the domain of a Message-ID
             self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
         envelope = prepare(
             message,
@@ -269,12 +276,16 @@ class Client(ClientCommands):
             require_tls=require_tls,
         )
         async with self._lock:
-            if retry is not None:
+            if retry is not None and not self.config.dry_run:  # a dry run cannot fail
                 return await send_with_retry(self, envelope, retry)
             return await self.send_envelope(envelope)
 
     async def send_envelope(self, envelope: Envelope) -> SendResult:
-        """One attempt at a prepared envelope, within ``total_timeout`` (lock held)."""
+        """One attempt at a prepared envelope, within ``total_timeout`` (lock held).
+
+        With ``dry_run=True``, the envelope goes to the ``sink`` and nothing connects."""
+        if self.config.dry_run:
+            return deliver_nowhere(envelope, self.config.sink)
         detail = f"the send took longer than total_timeout={self.total_timeout}s"
         try:
             async with asyncio.timeout(self.total_timeout) as total:
@@ -328,13 +339,17 @@ def _refused_before_the_end(error: e.SMTPError, session: Session) -> bool:
 
 
 async def send(
-    message: MessageInput,
+    message: MessageInput | None = None,
     *,
     host: str | None = None,
     port: int | None = None,
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
+    to: Recipients | None = None,
+    subject: str | None = None,
+    text: str | None = None,
+    html: str | None = None,
     dsn: DSN | None = None,
     dsn_required: bool = True,
     require_tls: bool = False,
@@ -343,9 +358,12 @@ async def send(
     """Send one message on a new connection, then quit.  ``options`` are those of ``Client``;
     ``dsn``, ``dsn_required`` and ``require_tls`` those of ``Client.send``.
 
+    Instead of a message, ``sender``, ``to``, ``subject`` and ``text`` and/or ``html``
+    compose one (``smtpx.compose``); giving a message and these is a ``UsageError``.
     The connection is made by ``send`` itself, so with ``retry`` a failure to
     connect is retried too.
     """
+    message = message_or_compose(message, sender, to=to, subject=subject, text=text, html=html)
     client = Client(host, port, **options)
     try:
         return await client.send(

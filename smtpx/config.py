@@ -14,7 +14,7 @@ import math
 import os
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 import attrs
@@ -22,10 +22,12 @@ import attrs
 from smtpx import _connect_options as connect_options
 from smtpx._address import check_hostname
 from smtpx._hosts import STRATEGIES, Endpoint, parse_endpoint
+from smtpx._message import Envelope
 from smtpx._oauth import OAuth2
 from smtpx._proxy_url import ProxyURL, proxy_url
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
+from smtpx._url import config_from_env, config_from_url
 from smtpx.errors import UsageError
 
 __all__ = ["ClientConfig", "ClientOptions"]
@@ -136,6 +138,13 @@ def _strategy(instance: object, attribute: attrs.Attribute[Any], value: object) 
         raise UsageError(f"strategy must be {allowed}, not {value!r}")
 
 
+def _sink(instance: ClientConfig, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise UsageError(f"sink must be a callable taking an Envelope, not {value!r}")
+    if value is not None and not instance.dry_run:
+        raise UsageError("sink= is where a dry run puts messages: give dry_run=True with it")
+
+
 def _default_port(config: ClientConfig) -> int:
     return config.tls.default_port
 
@@ -184,6 +193,8 @@ class ClientConfig:
     verify: bool = attrs.field(default=True, validator=_flag)
     allow_insecure_auth: bool = attrs.field(default=False, validator=_flag)
     strategy: str = attrs.field(default="failover", validator=_strategy)
+    dry_run: bool = attrs.field(default=False, validator=_flag)
+    sink: Callable[[Envelope], object] | None = attrs.field(default=None, validator=_sink)
 
     def __attrs_post_init__(self) -> None:
         connect_options.check_origin(self)
@@ -222,6 +233,12 @@ class ClientConfig:
                 raise UsageError("give host= or hosts=, not both (hosts= lists every server)")
             return cls(**options)  # type: ignore[arg-type]  # validated here
         return cls(host=host, **options)  # type: ignore[arg-type]  # validated here
+
+    # ``ClientConfig.from_url("smtps://user:password@host")`` and ``from_env()`` (SMTPX_URL,
+    # SMTPX_PASSWORD): the functions themselves, so that no frame of ours but theirs
+    # holds the URL (they scrub what they raise).  The grammar: smtpx._url.
+    from_url = classmethod(config_from_url)
+    from_env = classmethod(config_from_env)
 
 
 def _shown(field: attrs.Attribute[Any], value: object) -> object:
@@ -266,6 +283,8 @@ class ClientOptions(TypedDict, total=False):
     allow_insecure_auth: bool
     hosts: Sequence[str | tuple[str, int]]
     strategy: str
+    dry_run: bool
+    sink: Callable[[Envelope], object] | None
 
 
 _OPTION_NAMES = frozenset(ClientOptions.__annotations__)

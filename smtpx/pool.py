@@ -244,6 +244,9 @@ class Pool(Configured):
         """Send on a pooled connection; same results and errors as ``Client.send``."""
         if self._closed:
             raise e.UsageError("the pool is closed")
+        if self.config.dry_run:  # no connection to borrow: prepared, checked, sunk
+            dry = Client(config=self.config)
+            return await dry.send(message, sender=sender, recipients=recipients, retry=retry)
         recipients = list(recipients) if recipients is not None else None
         if retry is not None and self._limiter is not None:
             retry = attrs.evolve(retry, on_retry=self._watching(retry.on_retry))

@@ -115,6 +115,9 @@ class SendResult:
     #: The server that answered (with ``hosts=``, the one the message went to).
     host: str | None = None
     port: int | None = None
+    # True when a dry run (``dry_run=True``) prepared the message and sent it nowhere:
+    # every recipient is then listed as accepted, and ``reply`` is a stand-in.
+    dry_run: bool = attrs.field(default=False, kw_only=True)
 
     @property
     def all_accepted(self) -> bool:

@@ -509,8 +509,7 @@ class Session:
         awaiting = self._awaiting
         if awaiting and (awaiting[0].start < self._out.taken or not awaiting[0].size):
             entry = awaiting.popleft()
-            error.command = error.command or entry.command
-            error.recipient = entry.recipient
+            e.enrich(error, command=error.command or entry.command, recipient=entry.recipient)
             entry.result = error
         self.error = error
         self.close()
