@@ -75,6 +75,11 @@ _PARAMETERS: Mapping[str, Callable[[str, str], object]] = {
     "chunking": _flag,
     "add_missing_headers": _flag,
     "dry_run": _flag,
+    "verify": _flag,
+    "allow_insecure_auth": _flag,
+    "ca_file": lambda name, text: text,
+    "cert_file": lambda name, text: text,
+    "key_file": lambda name, text: text,
 }
 
 
