@@ -134,10 +134,8 @@ def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
 _ROLE = "\0role\0"  # stands for the role in a cached message; repr() never yields a NUL
 
 
-@functools.lru_cache(maxsize=4096)
-def _problem(address: str) -> str | None:
-    """What is wrong with ``address``, or None.  Cached: each address of a message is
-    checked when the envelope is built and again when its command is written."""
+def _find_problem(address: str) -> str | None:
+    """What is wrong with ``address``, or None."""
     bad = unprintable(address)
     if bad is not None:
         return f"the {_ROLE} address {address!r} contains {bad}"
@@ -162,6 +160,11 @@ def _problem(address: str) -> str | None:
     if len(address.encode()) + 2 > MAX_PATH:
         return f"the {_ROLE} address is over {MAX_PATH - 2} octets"
     return None
+
+
+# Cached: each address of a message is checked when the envelope is built and again when
+# its command is written.  (Wrapped, not decorated, so that mutation testing reaches it.)
+_problem = functools.lru_cache(maxsize=4096)(_find_problem)
 
 
 def _split(address: str) -> tuple[str, str, str]:
