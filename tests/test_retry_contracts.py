@@ -1,0 +1,269 @@
+"""The contracts of the public retry helpers, at their boundaries.
+
+Predicate defaults, the deadline (a wait that ends exactly on it is still taken),
+jitter's bounds and sign with the random draw injected, which of backoff, server hint
+and reason wait decides, the durations ``wait_suggested`` returns, and hints with and
+without a unit.  No real sleeping: tenacity and the policies get recording sleeps.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from typing import Any
+
+import pytest
+import tenacity
+
+import smtpx
+from smtpx import Command, Reply, VirtualClock, classify
+from smtpx.retry import Backoff, ReasonWaits, RetryPolicy, server_hint, wait_suggested
+from smtpx.testing import ScriptedServer
+
+
+def refusal(code: int, text: str, command: Command = Command.RCPT) -> smtpx.SMTPError:
+    error = classify(command, Reply.build(code, text))
+    assert isinstance(error, smtpx.SMTPError)
+    return error
+
+
+UNKNOWN = smtpx.DeliveryUnknown("lost after the final dot")
+TRANSIENT = refusal(451, "4.3.0 later")
+PERMANENT = refusal(550, "5.7.1 no")
+
+
+# -- the predicate ----------------------------------------------------------------------
+
+
+def calls_under(retry: tenacity.retry_base, error: BaseException) -> int:
+    calls = []
+
+    def fail() -> None:
+        calls.append(1)
+        raise error
+
+    retrying = tenacity.Retrying(
+        retry=retry, stop=tenacity.stop_after_attempt(3), sleep=lambda _: None, reraise=True
+    )
+    with pytest.raises(type(error)):
+        retrying(fail)
+    return len(calls)
+
+
+def test_retry_if_transient_never_resends_a_delivery_unknown_by_default() -> None:
+    assert calls_under(smtpx.retry_if_transient(), UNKNOWN) == 1  # a retry could double-send
+    assert calls_under(smtpx.retry_if_transient(delivery_unknown=True), UNKNOWN) == 3
+    assert calls_under(smtpx.retry_if_transient(), TRANSIENT) == 3
+    assert calls_under(smtpx.retry_if_transient(delivery_unknown=True), TRANSIENT) == 3
+    assert calls_under(smtpx.retry_if_transient(), PERMANENT) == 1
+    assert calls_under(smtpx.retry_if_transient(), ValueError("not SMTP")) == 1
+
+
+@pytest.mark.parametrize("helper", [smtpx.retry_if_transient, smtpx.is_retryable])
+def test_the_opt_in_defaults_to_false(helper: Any) -> None:
+    assert inspect.signature(helper).parameters["delivery_unknown"].default is False
+
+
+def test_a_policy_opts_in_only_when_told() -> None:
+    assert RetryPolicy().retry_delivery_unknown is False
+    assert not RetryPolicy().is_retryable(UNKNOWN)
+    assert RetryPolicy(retry_delivery_unknown=True).is_retryable(UNKNOWN)
+    assert RetryPolicy(retry_delivery_unknown=True).is_retryable(TRANSIENT)
+    assert not RetryPolicy(retry_delivery_unknown=True).is_retryable(PERMANENT)
+
+
+# -- backoff and jitter -----------------------------------------------------------------
+
+
+@pytest.fixture
+def draw(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The random draws Backoff will get, in order (one per delay)."""
+    draws: list[float] = []
+    monkeypatch.setattr(random, "random", lambda: draws.pop(0))
+    return draws
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"), [(1, 2.0), (2, 4.0), (3, 8.0), (8, 256.0), (9, 300.0), (30, 300.0)]
+)
+def test_backoff_grows_exponentially_up_to_its_cap(attempt: int, expected: float) -> None:
+    assert Backoff(jitter=0.0).delay(attempt, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("initial", "base", "attempt", "expected"),
+    [(3.0, 3.0, 1, 3.0), (3.0, 3.0, 2, 9.0), (3.0, 3.0, 3, 27.0), (0.5, 1.0, 5, 0.5)],
+)
+def test_backoff_uses_its_initial_and_base(
+    initial: float, base: float, attempt: int, expected: float
+) -> None:
+    assert Backoff(initial=initial, base=base, jitter=0.0).delay(attempt, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("jitter", "random_value", "expected"),
+    [
+        (1.0, 0.0, 8.0),  # jitter only ever adds: never below the backoff
+        (1.0, 0.5, 12.0),
+        (1.0, 0.999, 15.992),  # below twice the backoff
+        (0.25, 0.5, 9.0),  # up to a quarter more
+        (0.0, 0.999, 8.0),
+    ],
+)
+def test_jitter_adds_up_to_its_fraction(
+    draw: list[float], jitter: float, random_value: float, expected: float
+) -> None:
+    draw.append(random_value)
+    assert Backoff(jitter=jitter).delay(3, None) == pytest.approx(expected)
+
+
+def test_jitter_never_pushes_past_the_cap(draw: list[float]) -> None:
+    draw.append(0.999)
+    assert Backoff(maximum=10.0).delay(3, None) == 10.0  # 8 + 7.99 capped at 10
+    draw.append(0.1)
+    assert Backoff(maximum=10.0).delay(3, None) == pytest.approx(8.8)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"jitter": -0.5},
+        {"initial": -1.0},
+        {"maximum": -1.0},
+        {"max_hint": -1.0},
+        {"base": 0.5},
+    ],
+)
+def test_a_wrong_backoff_is_a_usage_error(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(smtpx.UsageError):
+        Backoff(**kwargs)
+
+
+# -- the server's hint ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("4.7.1 try again in 300", 300.0),  # no unit: seconds
+        ("try again in 300", 300.0),
+        ("retry in 45.", 45.0),
+        ("try again in 300 seconds", 300.0),
+        ("try again in 5 minutes", 300.0),
+        ("try again in 5 mins", 300.0),
+        ("try again in 2 hours", 7200.0),
+        ("try again in 2 hrs", 7200.0),
+        ("retry after 5m", 300.0),
+        ("retry after 90s", 90.0),
+        ("retry after 1h", 3600.0),
+        ("try again in 1 day", 86400.0),
+        ("try again in 2d", 172800.0),
+        ("wait 500 ms", 0.5),
+        ("wait 250 milliseconds", 0.25),
+        ("come back in 00:05:00", 300.0),
+        ("come back in 01:00:30", 3630.0),
+    ],
+)
+def test_hints_in_every_unit(text: str, seconds: float) -> None:
+    assert server_hint(refusal(450, text)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mailbox busy",
+        "try again later",
+        "try again at 192.0.2.1",  # an address, not a delay
+        "try again, ticket S77714",
+        "try again (4.7.1)",
+        "try again in v2",
+    ],
+)
+def test_no_hint_where_none_is_given(text: str) -> None:
+    assert server_hint(refusal(450, text)) is None
+
+
+def test_hint_wins_over_a_shorter_backoff_and_is_capped() -> None:
+    backoff = Backoff(jitter=0.0, max_hint=600.0)
+    assert backoff.delay(1, refusal(450, "try again in 100 seconds")) == 100.0  # not 2
+    assert backoff.delay(1, refusal(450, "try again in 2 hours")) == 600.0  # max_hint
+    assert backoff.delay(9, refusal(450, "try again in 10 seconds")) == 300.0  # backoff wins
+    assert Backoff(jitter=0.0, honour_hint=False).delay(1, refusal(450, "retry in 99")) == 2.0
+    # a hint may exceed the backoff's own cap, up to max_hint
+    assert Backoff(jitter=0.0, maximum=5.0).delay(1, refusal(450, "retry in 60")) == 60.0
+
+
+def test_policy_wait_takes_the_longest_of_backoff_hint_and_reason() -> None:
+    policy = RetryPolicy(backoff=Backoff(jitter=0.0), waits=ReasonWaits(greylisted=300.0))
+    grey = refusal(450, "4.7.1 greylisted, try again in 60 seconds")
+    assert grey.reason is smtpx.Reason.GREYLISTED
+    assert policy.wait(1, [grey]) == (300.0, smtpx.Reason.GREYLISTED)  # reason beats hint
+    long_grey = refusal(450, "4.7.1 greylisted, try again in 900 seconds")
+    assert policy.wait(1, [long_grey]) == (900.0, smtpx.Reason.GREYLISTED)  # hint beats it
+    busy = refusal(450, "4.2.1 busy")
+    assert policy.wait(1, [busy]) == (2.0, busy.reason)
+    assert policy.wait(1, [busy, long_grey])[0] == 900.0  # the longest pending refusal
+    assert policy.wait(1, []) == (0.0, smtpx.Reason.OTHER)
+    no_hints = RetryPolicy(backoff=Backoff(jitter=0.0, honour_hint=False))
+    assert no_hints.wait(1, [long_grey])[0] == 2.0  # reason waits go with the hints
+
+
+def test_suggested_delay_adds_reason_waits_only_when_asked() -> None:
+    grey = refusal(450, "4.7.1 greylisted")
+    backoff = Backoff(jitter=0.0)
+    assert smtpx.suggested_delay(grey, 1, backoff) == 2.0
+    assert smtpx.suggested_delay(grey, 1, backoff, ReasonWaits()) == 300.0
+
+
+# -- wait_suggested in plain tenacity ---------------------------------------------------
+
+
+def test_wait_suggested_returns_the_backoff_then_the_hint() -> None:
+    errors = [refusal(451, "later"), refusal(451, "later"), refusal(450, "try again in 42")]
+    sleeps: list[float] = []
+
+    def fail() -> None:
+        raise errors.pop(0)
+
+    retrying = tenacity.Retrying(
+        wait=wait_suggested(Backoff(initial=3.0, jitter=0.0)),
+        stop=tenacity.stop_after_attempt(4),
+        sleep=sleeps.append,
+        reraise=True,
+    )
+    with pytest.raises(IndexError):  # a fourth attempt ran: the three errors were retried
+        retrying(fail)
+    assert sleeps == [3.0, 6.0, 42.0]
+    assert isinstance(wait_suggested().backoff, Backoff)
+
+
+def test_wait_suggested_without_an_error_is_the_plain_backoff() -> None:
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = 2
+    assert wait_suggested(Backoff(jitter=0.0))(state) == 4.0
+    state.set_result("fine")
+    assert wait_suggested(Backoff(jitter=0.0))(state) == 4.0
+
+
+# -- the deadline -----------------------------------------------------------------------
+
+MESSAGE = b"From: app@example.com\r\nTo: alice@example.com\r\nSubject: x\r\n\r\nHi.\r\n"
+PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
+
+
+@pytest.mark.parametrize(("timeout", "sleeps"), [(199.0, [100.0]), (200.0, [100.0, 100.0])])
+async def test_a_wait_ending_exactly_on_the_deadline_is_taken(
+    timeout: float, sleeps: list[float]
+) -> None:
+    # Each wait is the server's 100 s; the second ends at 200 s: taken with a 200 s
+    # budget (it does not cross the deadline), not with 199 s.
+    clock = VirtualClock()
+    policy = RetryPolicy.for_testing(
+        clock, attempts=10, timeout=timeout, backoff=Backoff(jitter=0.0)
+    )
+    async with ScriptedServer() as server:
+        server.on("RCPT", reply="451 4.3.0 try again in 100 seconds")
+        with pytest.raises(smtpx.TransientError) as raised:
+            await smtpx.send(MESSAGE, host=server.host, port=server.port, retry=policy, **PLAIN)
+    assert clock.sleeps == sleeps
+    assert len(raised.value.attempts) == len(sleeps) + 1
