@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import smtpx
 import smtpx._address
-from smtpx._address import check_address, check_parameter, needs_smtputf8
+from smtpx._address import check_address, check_parameter, needs_smtputf8, text_arg
 
 # -- the oracle -------------------------------------------------------------------------
 
@@ -521,3 +521,9 @@ def test_well_formed_parameters_pass(parameter: str) -> None:
 def test_malformed_parameters_are_refused(parameter: str) -> None:
     with pytest.raises(smtpx.InvalidEnvelope, match="invalid ESMTP parameter"):
         check_parameter(parameter)
+
+
+def test_text_arguments_must_be_str() -> None:
+    with pytest.raises(smtpx.InvalidEnvelope, match="the argument must be a str, not int"):
+        text_arg(5)  # type: ignore[arg-type]
+    assert text_arg("ü") == "ü".encode()

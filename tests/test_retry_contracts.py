@@ -267,3 +267,71 @@ async def test_a_wait_ending_exactly_on_the_deadline_is_taken(
             await smtpx.send(MESSAGE, host=server.host, port=server.port, retry=policy, **PLAIN)
     assert clock.sleeps == sleeps
     assert len(raised.value.attempts) == len(sleeps) + 1
+
+
+# -- reason waits -----------------------------------------------------------------------
+
+R = smtpx.Reason
+
+
+@pytest.mark.parametrize(
+    ("reason", "waits"),
+    [
+        (R.GREYLISTED, [300.0, 300.0, 300.0, 300.0]),  # the greylisting delay, not growing
+        (R.RATE_LIMITED, [60.0, 60.0, 120.0, 240.0]),  # doubling from the first failure
+        (R.BLOCKLISTED, [900.0, 900.0, 1800.0, 3600.0]),
+        (R.BAD_REPUTATION, [900.0, 900.0, 1800.0, 3600.0]),
+        (R.OTHER, [0.0, 0.0, 0.0, 0.0]),
+        (R.USER_UNKNOWN, [0.0, 0.0, 0.0, 0.0]),
+    ],
+)
+def test_reason_waits_at_attempts_0_to_3(reason: smtpx.Reason, waits: list[float]) -> None:
+    assert [ReasonWaits().least(attempt, reason) for attempt in range(4)] == waits
+
+
+def test_reason_waits_are_capped() -> None:
+    waits = ReasonWaits(rate_limited=50.0, reputation=100.0, greylisted=700.0, maximum=500.0)
+    assert waits.least(5, R.RATE_LIMITED) == 500.0  # 50 * 16 = 800, capped
+    assert waits.least(3, R.RATE_LIMITED) == 200.0
+    assert waits.least(3, R.BLOCKLISTED) == 400.0
+    assert waits.least(4, R.BLOCKLISTED) == 500.0
+    assert waits.least(1, R.GREYLISTED) == 500.0
+
+
+@pytest.mark.parametrize("field", ["greylisted", "rate_limited", "reputation", "maximum"])
+def test_a_negative_reason_wait_is_a_usage_error(field: str) -> None:
+    with pytest.raises(smtpx.UsageError, match="waits must not be negative"):
+        ReasonWaits(**{field: -1.0})
+    assert getattr(ReasonWaits(**{field: 0.0}), field) == 0.0
+
+
+def test_a_wrong_backoff_says_what_is_wrong() -> None:
+    with pytest.raises(smtpx.UsageError, match="must not be negative, nor base below 1"):
+        Backoff(jitter=-1.0)
+    assert Backoff(base=1.0, initial=0.0, maximum=0.0, jitter=0.0, max_hint=0.0).base == 1.0
+
+
+def test_reasons_of_an_error_and_the_refusals_it_gathers() -> None:
+    grey = refusal(450, "4.7.1 greylisted")
+    limited = refusal(450, "4.7.0 rate limit exceeded")
+    gone = refusal(550, "5.1.1 no such user")
+    gathered = smtpx.AllRecipientsDeferred()
+    gathered.rejected = {"a@x": grey, "b@x": limited, "c@x": gone}
+    assert smtpx.retry.reasons_of(gathered) == {R.OTHER, R.GREYLISTED, R.RATE_LIMITED}
+    assert smtpx.retry.reasons_of(grey) == {R.GREYLISTED}
+    assert smtpx.retry.reasons_of(ValueError("x")) == set()
+    # a refusal that names itself among its refusals is not walked twice
+    grey.rejected = {"a@x": grey}
+    assert smtpx.retry.reasons_of(grey) == {R.GREYLISTED}
+
+
+def test_suggested_delay_defaults_to_the_first_attempt() -> None:
+    assert smtpx.suggested_delay(TRANSIENT, backoff=Backoff(jitter=0.0)) == 2.0
+
+
+def test_policy_wait_keeps_the_first_of_equal_waits() -> None:
+    policy = RetryPolicy(backoff=Backoff(jitter=0.0))
+    busy, later = refusal(450, "4.2.1 busy"), refusal(452, "4.3.1 full")
+    later.reason = R.MAILBOX_FULL
+    assert policy.wait(1, [busy, later]) == (2.0, busy.reason)
+    assert policy.wait(1, [later, busy]) == (2.0, R.MAILBOX_FULL)
