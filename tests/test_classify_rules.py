@@ -274,3 +274,26 @@ def test_malformed_enhanced_codes_are_none(text: str) -> None:
 def test_enhanced_titles(code: str, title: str) -> None:
     status = EnhancedStatus.parse(code)
     assert status is not None and status.title == title
+
+
+@pytest.mark.parametrize(
+    ("cls", "reason", "expected"),
+    [
+        (e.MailboxNameInvalid, smtpx.Reason.USER_UNKNOWN, e.MailboxNameInvalid),  # says it
+        (e.InvalidAddress, smtpx.Reason.USER_UNKNOWN, e.InvalidAddress),
+        (e.MailboxUnavailable, smtpx.Reason.USER_UNKNOWN, e.NoSuchMailbox),
+        (e.DomainDoesNotAcceptMail, smtpx.Reason.NOT_ACCEPTING, e.DomainDoesNotAcceptMail),
+        (e.NotAcceptingMessages, smtpx.Reason.NOT_ACCEPTING, e.NotAcceptingMessages),
+        (e.TransactionFailed, smtpx.Reason.NOT_ACCEPTING, e.HostDoesNotAcceptMail),
+        (e.MailboxNameInvalid, smtpx.Reason.NOT_ACCEPTING, e.HostDoesNotAcceptMail),
+        (e.AuthFailed, smtpx.Reason.POLICY, e.AuthFailed),  # keeps what the session needs
+        (e.MailboxBusy, smtpx.Reason.USER_UNKNOWN, e.MailboxBusy),  # no 4xx class for it
+        (e.MailboxBusy, smtpx.Reason.GREYLISTED, e.Greylisted),
+    ],
+)
+def test_refined_class(
+    cls: type[e.SMTPError], reason: smtpx.Reason, expected: type[e.SMTPError]
+) -> None:
+    from smtpx._classify import refined_class
+
+    assert refined_class(cls, reason) is expected

@@ -335,3 +335,22 @@ def test_policy_wait_keeps_the_first_of_equal_waits() -> None:
     later.reason = R.MAILBOX_FULL
     assert policy.wait(1, [busy, later]) == (2.0, busy.reason)
     assert policy.wait(1, [later, busy]) == (2.0, R.MAILBOX_FULL)
+
+
+async def test_a_retried_send_reports_its_last_reply_and_logs_each_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock()
+    policy = RetryPolicy.for_testing(clock, backoff=Backoff(jitter=0.0))
+    caplog.set_level("WARNING", logger="smtpx.retry")
+    async with ScriptedServer() as server:
+        server.on("RCPT", reply="450 4.2.1 busy", times=1)
+        result = await smtpx.send(
+            MESSAGE, host=server.host, port=server.port, retry=policy, **PLAIN
+        )
+    assert result.accepted == ("alice@example.com",)
+    assert result.reply is not None and result.reply.code == 250
+    said = [r.getMessage() for r in caplog.records if r.name == "smtpx.retry"]
+    assert len(said) == 1
+    assert said[0].startswith("attempt 1 failed (")
+    assert said[0].endswith("); retrying 1 recipient(s) in 2.0s (other)")
