@@ -13,8 +13,8 @@ from pathlib import Path
 import smtpx
 from smtpx import errors
 from smtpx._classify import RULES, SEVERITY_OVERRIDES
-from smtpx._enhanced import REGISTRY
 from smtpx._table import RFC_NEGATIVE
+from smtpx.codes import REGISTRY
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "classification.md"
 
@@ -43,7 +43,7 @@ def render() -> str:
         "| command | positive | negative |",
         "|---|---|---|",
     ]
-    for command, row in smtpx.TABLE.items():
+    for command, row in smtpx.codes.TABLE.items():
         pos = ", ".join(map(str, sorted(row.positive)))
         neg = ", ".join(map(str, sorted(row.negative))) or "—"
         out.append(f"| `{command.name}` | {pos} | {neg} |")
@@ -85,7 +85,7 @@ def render() -> str:
         source = rule.source or "catalogue"
         out.append(f"| {rule.code} | {cmd} | {enh} | `{rule.error.__name__}` | {source} |")
     out += ["", "## Reply codes", "", "| code | meaning | source |", "|---|---|---|"]
-    for code, info in sorted(smtpx.CATALOGUE.items()):
+    for code, info in sorted(smtpx.codes.CATALOGUE.items()):
         out.append(f"| {code} | {info.meaning} | {info.source} |")
     out += ["", "## Enhanced status codes (RFC 3463)", "", "| code | title | use | source |"]
     out.append("|---|---|---|---|")

@@ -1,293 +1,77 @@
 """smtpx: send mail, and know exactly what every server reply meant.
 
-The public API is re-exported here; see ``smtpx.errors`` for the exception tree.
+The public API is re-exported here; see ``smtpx.errors`` for the exception tree and
+``smtpx.codes`` for the reference tables (reply codes, command table, enhanced-code
+registry).  Each module says what it offers in its own ``__all__``; the names here are
+exactly the union of those of the modules below, so no name is listed twice.
 """
 
-import logging
+import logging as _logging
 
-from smtpx._classify import classify, error_class, severity
-from smtpx._codes import CATALOGUE, CodeInfo, Severity, describe
-from smtpx._commands import Command
-from smtpx._end_of_message import EndOfMessageHook, before_end_of_message
-from smtpx._enhanced import EnhancedStatus, RegistryEntry
-from smtpx._explain import explain
-from smtpx._message import Envelope, MessageInput, prepare
-from smtpx._reasons import Reason
-from smtpx._reply import Reply
-from smtpx._secret import Credentials
-from smtpx._table import TABLE, Row, is_expected
-from smtpx._tls import TLSMode, default_context
-from smtpx.client import Client, send
-from smtpx.config import ClientConfig
-from smtpx.errors import (
-    AllRecipientsDeferred,
-    AllRecipientsRejected,
-    AuthError,
-    AuthFailed,
-    AuthMechanismTooWeak,
-    AuthNotOffered,
-    AuthRequired,
-    AuthUnavailable,
-    BadCommandSequence,
-    BadReputation,
-    BadReputationPermanent,
-    BadReputationTemporary,
-    Blocklisted,
-    BlocklistedPermanent,
-    BlocklistedTemporary,
-    CertificateInvalid,
-    CommandNotImplemented,
-    CommandUnrecognized,
-    ConnectError,
-    ConnectionDropped,
-    ConnectionLost,
-    ConnectTimeout,
-    DeliveryUnknown,
-    DomainDoesNotAcceptMail,
-    DomainNotFound,
-    DomainOverloaded,
-    EncryptionRequired,
-    ExtensionRequired,
-    Greylisted,
-    HostDoesNotAcceptMail,
-    HostNotFound,
-    InsufficientStorage,
-    InvalidAddress,
-    InvalidArguments,
-    InvalidEnvelope,
-    InvalidMessage,
-    LocalError,
-    MailboxBusy,
-    MailboxDisabled,
-    MailboxDisabledPermanent,
-    MailboxDisabledTemporary,
-    MailboxFull,
-    MailboxFullPermanent,
-    MailboxFullTemporary,
-    MailboxNameInvalid,
-    MailboxUnavailable,
-    MessageTooLarge,
-    NetworkError,
-    NoAnswerFromHost,
-    NoSMTPService,
-    NoSuchMailbox,
-    NotAcceptingMessages,
-    ParameterNotImplemented,
-    ParametersNotAccommodated,
-    ParametersNotRecognized,
-    PasswordTransitionNeeded,
-    PermanentError,
-    PlaintextAuthRefused,
-    PolicyRejected,
-    PolicyRejectedPermanent,
-    PolicyRejectedTemporary,
-    ProtocolError,
-    RateLimited,
-    RateLimitedPermanent,
-    RateLimitedTemporary,
-    RecipientsRefused,
-    RelayDenied,
-    RelayDeniedPermanent,
-    RelayDeniedTemporary,
-    ResponseTimeout,
-    RoutingLoop,
-    SenderAuthFailed,
-    SenderAuthFailedPermanent,
-    SenderAuthFailedTemporary,
-    ServiceUnavailable,
-    SMTPError,
-    SpamFilterDeferred,
-    SpamFiltered,
-    SpamRejected,
-    TLSError,
-    TLSHandshakeFailed,
-    TLSModeMismatch,
-    TLSNotOffered,
-    TLSUnavailable,
-    TooManyRecipients,
-    TransactionFailed,
-    TransientError,
-    UnexpectedReply,
-    UsageError,
-    UserNotLocal,
+from smtpx import (
+    _classify,
+    _commands,
+    _end_of_message,
+    _enhanced,
+    _explain,
+    _message,
+    _reasons,
+    _reply,
+    _secret,
+    _severity,
+    _tls,
+    client,
+    config,
+    errors,
+    pool,
+    results,
+    retry,
+    sync,
 )
-from smtpx.pool import Pool, PoolStats, RateLimiter
-from smtpx.results import (
-    AuthChallenge,
-    Authenticated,
-    CannotVerify,
-    Closing,
-    HelpText,
-    Ok,
-    Ready,
-    SendResult,
-    StartData,
-    Success,
-    SystemStatus,
-    WillForward,
-)
-from smtpx.retry import (
-    GREYLIST_MINIMUM,
-    Backoff,
-    ReasonWaits,
-    RetryEvent,
-    RetryPolicy,
-    VirtualClock,
-    is_retryable,
-    retry_if_transient,
-    server_hint,
-    suggested_delay,
-    wait_suggested,
-)
-from smtpx.sync import SyncClient, send_sync
+
+# smtpx.codes (the reference tables) is public as a module, loaded with the package.
+from smtpx import codes as codes
+
+# F403: a star import takes exactly the module's __all__, which is the point here.
+from smtpx._classify import *  # noqa: F403
+from smtpx._commands import *  # noqa: F403
+from smtpx._end_of_message import *  # noqa: F403
+from smtpx._enhanced import *  # noqa: F403
+from smtpx._explain import *  # noqa: F403
+from smtpx._message import *  # noqa: F403
+from smtpx._reasons import *  # noqa: F403
+from smtpx._reply import *  # noqa: F403
+from smtpx._secret import *  # noqa: F403
+from smtpx._severity import *  # noqa: F403
+from smtpx._tls import *  # noqa: F403
+from smtpx.client import *  # noqa: F403
+from smtpx.config import *  # noqa: F403
+from smtpx.errors import *  # noqa: F403
+from smtpx.pool import *  # noqa: F403
+from smtpx.results import *  # noqa: F403
+from smtpx.retry import *  # noqa: F403
+from smtpx.sync import *  # noqa: F403
+
+# ``__all__ += module.__all__`` is the form mypy and pyright both read as re-exports.
+__all__: list[str] = []
+__all__ += _classify.__all__
+__all__ += _commands.__all__
+__all__ += _end_of_message.__all__
+__all__ += _enhanced.__all__
+__all__ += _explain.__all__
+__all__ += _message.__all__
+__all__ += _reasons.__all__
+__all__ += _reply.__all__
+__all__ += _secret.__all__
+__all__ += _severity.__all__
+__all__ += _tls.__all__
+__all__ += client.__all__
+__all__ += config.__all__
+__all__ += errors.__all__
+__all__ += pool.__all__
+__all__ += results.__all__
+__all__ += retry.__all__
+__all__ += sync.__all__
 
 # A library logs, the application decides where to: nothing is printed by default.
-logging.getLogger("smtpx").addHandler(logging.NullHandler())
-
-__all__ = [
-    "CATALOGUE",
-    "GREYLIST_MINIMUM",
-    "TABLE",
-    "AllRecipientsDeferred",
-    "AllRecipientsRejected",
-    "AuthChallenge",
-    "AuthError",
-    "AuthFailed",
-    "AuthMechanismTooWeak",
-    "AuthNotOffered",
-    "AuthRequired",
-    "AuthUnavailable",
-    "Authenticated",
-    "Backoff",
-    "BadCommandSequence",
-    "BadReputation",
-    "BadReputationPermanent",
-    "BadReputationTemporary",
-    "Blocklisted",
-    "BlocklistedPermanent",
-    "BlocklistedTemporary",
-    "CannotVerify",
-    "CertificateInvalid",
-    "Client",
-    "ClientConfig",
-    "Closing",
-    "CodeInfo",
-    "Command",
-    "CommandNotImplemented",
-    "CommandUnrecognized",
-    "ConnectError",
-    "ConnectTimeout",
-    "ConnectionDropped",
-    "ConnectionLost",
-    "Credentials",
-    "DeliveryUnknown",
-    "DomainDoesNotAcceptMail",
-    "DomainNotFound",
-    "DomainOverloaded",
-    "EncryptionRequired",
-    "EndOfMessageHook",
-    "EnhancedStatus",
-    "Envelope",
-    "ExtensionRequired",
-    "Greylisted",
-    "HelpText",
-    "HostDoesNotAcceptMail",
-    "HostNotFound",
-    "InsufficientStorage",
-    "InvalidAddress",
-    "InvalidArguments",
-    "InvalidEnvelope",
-    "InvalidMessage",
-    "LocalError",
-    "MailboxBusy",
-    "MailboxDisabled",
-    "MailboxDisabledPermanent",
-    "MailboxDisabledTemporary",
-    "MailboxFull",
-    "MailboxFullPermanent",
-    "MailboxFullTemporary",
-    "MailboxNameInvalid",
-    "MailboxUnavailable",
-    "MessageInput",
-    "MessageTooLarge",
-    "NetworkError",
-    "NoAnswerFromHost",
-    "NoSMTPService",
-    "NoSuchMailbox",
-    "NotAcceptingMessages",
-    "Ok",
-    "ParameterNotImplemented",
-    "ParametersNotAccommodated",
-    "ParametersNotRecognized",
-    "PasswordTransitionNeeded",
-    "PermanentError",
-    "PlaintextAuthRefused",
-    "PolicyRejected",
-    "PolicyRejectedPermanent",
-    "PolicyRejectedTemporary",
-    "Pool",
-    "PoolStats",
-    "ProtocolError",
-    "RateLimited",
-    "RateLimitedPermanent",
-    "RateLimitedTemporary",
-    "RateLimiter",
-    "Ready",
-    "Reason",
-    "ReasonWaits",
-    "RecipientsRefused",
-    "RegistryEntry",
-    "RelayDenied",
-    "RelayDeniedPermanent",
-    "RelayDeniedTemporary",
-    "Reply",
-    "ResponseTimeout",
-    "RetryEvent",
-    "RetryPolicy",
-    "RoutingLoop",
-    "Row",
-    "SMTPError",
-    "SendResult",
-    "SenderAuthFailed",
-    "SenderAuthFailedPermanent",
-    "SenderAuthFailedTemporary",
-    "ServiceUnavailable",
-    "Severity",
-    "SpamFilterDeferred",
-    "SpamFiltered",
-    "SpamRejected",
-    "StartData",
-    "Success",
-    "SyncClient",
-    "SystemStatus",
-    "TLSError",
-    "TLSHandshakeFailed",
-    "TLSMode",
-    "TLSModeMismatch",
-    "TLSNotOffered",
-    "TLSUnavailable",
-    "TooManyRecipients",
-    "TransactionFailed",
-    "TransientError",
-    "UnexpectedReply",
-    "UsageError",
-    "UserNotLocal",
-    "VirtualClock",
-    "WillForward",
-    "before_end_of_message",
-    "classify",
-    "default_context",
-    "describe",
-    "error_class",
-    "explain",
-    "is_expected",
-    "is_retryable",
-    "prepare",
-    "retry_if_transient",
-    "send",
-    "send_sync",
-    "server_hint",
-    "severity",
-    "suggested_delay",
-    "wait_suggested",
-]
+_logging.getLogger("smtpx").addHandler(_logging.NullHandler())

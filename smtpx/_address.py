@@ -24,6 +24,15 @@ from collections.abc import Iterable
 
 from smtpx.errors import InvalidEnvelope
 
+__all__ = [
+    "check_address",
+    "check_hostname",
+    "needs_smtputf8",
+    "param_arg",
+    "param_args",
+    "text_arg",
+]
+
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
 MAX_PATH = 256

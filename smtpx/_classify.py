@@ -11,13 +11,15 @@ from __future__ import annotations
 import attrs
 
 from smtpx import errors as e
-from smtpx._codes import Severity
 from smtpx._commands import Command
 from smtpx._explain import judge
 from smtpx._reasons import Reason
 from smtpx._reply import Reply
+from smtpx._severity import Severity
 from smtpx._table import TABLE, is_expected
 from smtpx.results import SUCCESS_TYPES, Success
+
+__all__ = ["classify", "error_class", "severity"]
 
 
 @attrs.frozen

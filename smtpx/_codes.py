@@ -8,30 +8,17 @@ garbled; the second block holds the codes of RFC 5321, 3207, 4954, 7504 and
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 
+from smtpx._severity import Severity
 
-class Severity(enum.Enum):
-    """What a reply says about the future: did it work, will a retry help?"""
-
-    SUCCESS = "success"  # 2xx and 3xx: positive completion or intermediate
-    TRANSIENT = "transient"  # 4xx: try again later
-    PERMANENT = "permanent"  # 5xx: do not try again unchanged
-
-    @classmethod
-    def of_code(cls, code: int) -> Severity:
-        """Severity by the first digit alone (RFC 5321 §4.2.1)."""
-        if 200 <= code < 400:
-            return cls.SUCCESS
-        if 400 <= code < 500:
-            return cls.TRANSIENT
-        return cls.PERMANENT
+__all__ = ["CATALOGUE", "CodeInfo", "describe"]
 
 
 @attrs.frozen
 class CodeInfo:
+    """One basic reply code: what it means and where that meaning comes from."""
+
     code: int
     meaning: str
     source: str
@@ -98,6 +85,7 @@ CATALOGUE: dict[int, CodeInfo] = {
         CodeInfo(556, "the recipient's domain does not accept mail", "RFC 7504"),
     )
 }
+"""Every basic reply code smtpx knows, by code."""
 
 
 # Codes whose meaning depends on the command they answer.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+__all__ = ["Command"]
+
 
 class Command(enum.Enum):
     """One step of an SMTP session whose reply smtpx classifies.

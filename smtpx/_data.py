@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from smtpx.errors import InvalidMessage
 
+__all__ = ["END_OF_DATA", "dot_stuff", "encode_data", "normalize"]
+
 MAX_LINE = 998  # octets, without CRLF
 END_OF_DATA = b".\r\n"  # sent after the payload, which ends with CRLF
 

@@ -20,6 +20,8 @@ from contextvars import ContextVar
 
 from smtpx.errors import UsageError
 
+__all__ = ["EndOfMessageHook", "before_end_of_message"]
+
 EndOfMessageHook = Callable[[tuple[str, ...]], None]
 """Called with the recipients who get the message if its end arrives: those whose RCPT
 was accepted, or, when the whole message goes in one pipelined write with MAIL and RCPT

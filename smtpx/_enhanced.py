@@ -1,51 +1,18 @@
 """Enhanced status codes (RFC 3463): ``class.subject.detail``, explained from the IANA registry.
 
-The registry rows live in ``smtpx/data/enhanced-status-codes.csv``, read once on import.
+The registry itself is ``smtpx._registry`` (public as ``smtpx.codes.REGISTRY``).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import re
-from importlib import resources
 
 import attrs
 
+from smtpx._registry import REGISTRY, RegistryEntry
 
-@attrs.frozen
-class RegistryEntry:
-    """One row of the registry: ``X.1.1`` → "Bad destination mailbox address"."""
-
-    subject: int
-    detail: int
-    title: str
-    basic_codes: tuple[int, ...]
-    use: str  # "permanent", "transient", "success" or "any"
-    reference: str
-
-
-# Not mutated: it runs once, at import, before a mutant can be switched on; the rows it
-# loads are pinned one by one by the tests.
-def _load_registry() -> dict[tuple[int, int], RegistryEntry]:  # pragma: no mutate block
-    text = resources.files("smtpx").joinpath("data/enhanced-status-codes.csv").read_text("utf-8")
-    registry: dict[tuple[int, int], RegistryEntry] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        _, subject, detail = row["code"].split(".")
-        entry = RegistryEntry(
-            subject=int(subject),
-            detail=int(detail),
-            title=row["title"],
-            basic_codes=tuple(int(code) for code in row["basic_codes"].split() if code != "any"),
-            use=row["use"],
-            reference=row["reference"],
-        )
-        registry[entry.subject, entry.detail] = entry
-    return registry
-
-
-REGISTRY: dict[tuple[int, int], RegistryEntry] = _load_registry()
+__all__ = ["EnhancedStatus"]
 
 # RFC 3463 §2: class is 2, 4 or 5; subject and detail are 1-3 digits without
 # leading zeros (we accept them anyway: servers send "5.01.1" rarely but it happens).

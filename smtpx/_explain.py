@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from smtpx._enhanced import EnhancedStatus
     from smtpx._reply import Reply
 
+__all__ = ["explain"]
+
 
 @attrs.frozen
 class Verdict:

@@ -22,6 +22,15 @@ from email.utils import getaddresses
 
 from smtpx.errors import InvalidEnvelope, InvalidMessage
 
+__all__ = [
+    "ENVELOPE_FIELDS",
+    "addresses",
+    "check_field",
+    "field_names",
+    "field_values",
+    "header_block",
+]
+
 ENVELOPE_FIELDS = ("sender", "from", "to", "cc", "bcc")
 # also read, to know whether the message has them
 READ_FIELDS = (*ENVELOPE_FIELDS, "date", "message-id")

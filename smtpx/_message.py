@@ -34,7 +34,10 @@ from smtpx._headers import (
 )
 from smtpx.errors import InvalidEnvelope, InvalidMessage
 
+__all__ = ["Envelope", "MessageInput", "prepare"]
+
 MessageInput = EmailMessage | Message | bytes | str
+"""What ``send()`` and ``prepare()`` take as a message: an email object, bytes or text."""
 
 
 @attrs.frozen

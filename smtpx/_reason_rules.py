@@ -17,6 +17,8 @@ import re
 from smtpx._commands import Command
 from smtpx._reasons import Reason, ReasonRule
 
+__all__ = ["RULES"]
+
 R = Reason
 ANY = range(400, 600)
 TEMP = range(400, 500)

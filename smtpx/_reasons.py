@@ -19,6 +19,8 @@ import attrs
 if TYPE_CHECKING:
     from smtpx._commands import Command
 
+__all__ = ["Reason"]
+
 
 class Reason(enum.StrEnum):
     """Why a server refused: the cause a sender acts on (drop the address, slow down...)."""

@@ -8,7 +8,7 @@ from smtpx._enhanced import EnhancedStatus
 from smtpx.errors import ProtocolError
 from smtpx.protocol.limits import MAX_LINE_LENGTH, MAX_LINES
 
-__all__ = ["MAX_LINES", "MAX_LINE_LENGTH", "Reply"]
+__all__ = ["Reply"]
 
 
 def _check_code(reply: object, attribute: object, code: int) -> None:

@@ -14,7 +14,7 @@ from base64 import b64encode
 
 import attrs
 
-__all__ = ["Credentials", "Secret"]
+__all__ = ["Credentials"]
 
 
 class Secret(bytes):

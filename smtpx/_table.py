@@ -18,9 +18,13 @@ import attrs
 
 from smtpx._commands import Command
 
+__all__ = ["TABLE", "Row", "is_expected"]
+
 
 @attrs.frozen
 class Row:
+    """The codes the command table lists for one command: positive and negative."""
+
     positive: frozenset[int]
     negative: frozenset[int]
 
@@ -50,6 +54,7 @@ TABLE: dict[Command, Row] = {
     Command.NOOP: _row((250,)),
     Command.QUIT: _row((221,)),
 }
+"""The command table: for each ``Command``, the ``Row`` of codes it lists."""
 
 # RFC 5321 §3.8: any command may be answered by 421 when the server shuts down.
 ANY_COMMAND = frozenset({421})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import ssl
 
+__all__ = ["TLSMode", "default_context"]
+
 
 class TLSMode(enum.Enum):
     """How the connection is secured.

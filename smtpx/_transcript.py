@@ -13,6 +13,8 @@ from smtpx._reply import Reply
 from smtpx.protocol.ledger import Entry
 from smtpx.results import Success
 
+__all__ = ["log_entry", "log_reply"]
+
 transcript = logging.getLogger("smtpx.transcript")
 
 

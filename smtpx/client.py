@@ -21,8 +21,9 @@ from typing import Any, TypeVar, Unpack
 from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_args
 from smtpx._commands import Command
-from smtpx._edge import Connection, Network, open_connection
+from smtpx._edge import Connection, open_connection
 from smtpx._message import Envelope, MessageInput, prepare
+from smtpx._network import Network
 from smtpx._reply import Reply
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode, default_context
@@ -35,6 +36,8 @@ from smtpx.protocol.session import Session
 from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS, hello, secure
 from smtpx.results import Authenticated, Ready, SendResult, Success
 from smtpx.retry import RetryPolicy, send_with_retry
+
+__all__ = ["Client", "send"]
 
 T = TypeVar("T")
 
@@ -294,7 +297,7 @@ class Client(Configured):
                     try:
                         await self.connect()
                     except e.SMTPError as failure:
-                        failure.undelivered = envelope.recipients  # nobody got it
+                        e.enrich(failure, undelivered=envelope.recipients)  # nobody got it
                         raise
                 session = self._session
                 assert session is not None
@@ -304,8 +307,7 @@ class Client(Configured):
             # expired outside a flow (connecting, the greeting): nothing was sent
             self.close()
             error = e.ResponseTimeout(detail, command=Command.CONNECT)
-            error.undelivered = envelope.recipients
-            raise error from exc
+            raise e.enrich(error, undelivered=envelope.recipients) from exc
         finally:
             self._total = None
 

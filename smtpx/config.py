@@ -22,7 +22,7 @@ from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.errors import UsageError
 
-__all__ = ["ClientConfig", "ClientOptions", "Configured"]
+__all__ = ["ClientConfig", "ClientOptions"]
 
 
 def tls_mode(value: object) -> TLSMode:

@@ -106,8 +106,8 @@ available as ``__cause__``.  No message ever contains credentials.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from smtpx._codes import describe
 from smtpx._explain import explain
@@ -117,6 +117,99 @@ if TYPE_CHECKING:
     from smtpx._commands import Command
     from smtpx._enhanced import EnhancedStatus
     from smtpx._reply import Reply
+
+__all__ = [
+    "AllRecipientsDeferred",
+    "AllRecipientsRejected",
+    "AuthError",
+    "AuthFailed",
+    "AuthMechanismTooWeak",
+    "AuthNotOffered",
+    "AuthRequired",
+    "AuthUnavailable",
+    "BadCommandSequence",
+    "BadReputation",
+    "BadReputationPermanent",
+    "BadReputationTemporary",
+    "Blocklisted",
+    "BlocklistedPermanent",
+    "BlocklistedTemporary",
+    "CertificateInvalid",
+    "CommandNotImplemented",
+    "CommandUnrecognized",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionDropped",
+    "ConnectionLost",
+    "DeliveryUnknown",
+    "DomainDoesNotAcceptMail",
+    "DomainNotFound",
+    "DomainOverloaded",
+    "EncryptionRequired",
+    "ExtensionRequired",
+    "Greylisted",
+    "HostDoesNotAcceptMail",
+    "HostNotFound",
+    "InsufficientStorage",
+    "InvalidAddress",
+    "InvalidArguments",
+    "InvalidEnvelope",
+    "InvalidMessage",
+    "LocalError",
+    "MailboxBusy",
+    "MailboxDisabled",
+    "MailboxDisabledPermanent",
+    "MailboxDisabledTemporary",
+    "MailboxFull",
+    "MailboxFullPermanent",
+    "MailboxFullTemporary",
+    "MailboxNameInvalid",
+    "MailboxUnavailable",
+    "MessageTooLarge",
+    "NetworkError",
+    "NoAnswerFromHost",
+    "NoSMTPService",
+    "NoSuchMailbox",
+    "NotAcceptingMessages",
+    "ParameterNotImplemented",
+    "ParametersNotAccommodated",
+    "ParametersNotRecognized",
+    "PasswordTransitionNeeded",
+    "PermanentError",
+    "PlaintextAuthRefused",
+    "PolicyRejected",
+    "PolicyRejectedPermanent",
+    "PolicyRejectedTemporary",
+    "ProtocolError",
+    "RateLimited",
+    "RateLimitedPermanent",
+    "RateLimitedTemporary",
+    "RecipientsRefused",
+    "RelayDenied",
+    "RelayDeniedPermanent",
+    "RelayDeniedTemporary",
+    "ResponseTimeout",
+    "RoutingLoop",
+    "SMTPError",
+    "SenderAuthFailed",
+    "SenderAuthFailedPermanent",
+    "SenderAuthFailedTemporary",
+    "ServiceUnavailable",
+    "SpamFilterDeferred",
+    "SpamFiltered",
+    "SpamRejected",
+    "TLSError",
+    "TLSHandshakeFailed",
+    "TLSModeMismatch",
+    "TLSNotOffered",
+    "TLSUnavailable",
+    "TooManyRecipients",
+    "TransactionFailed",
+    "TransientError",
+    "UnexpectedReply",
+    "UsageError",
+    "UserNotLocal",
+]
 
 
 class SMTPError(Exception):
@@ -163,6 +256,19 @@ class SMTPError(Exception):
         #: Set by a retrying send that gave up: the error of every failed attempt.
         self.attempts: tuple[SMTPError, ...] = ()
         super().__init__(self._sentence())
+
+    # ``args`` is the sentence of the error as it is now, not as it was made: ``send()``
+    # adds the command, the recipient and the refusals after the error exists (see
+    # ``enrich``), and loggers, Celery and Sentry read ``args``.  An ``args`` assigned
+    # explicitly (the smtplib-shaped ones of the Django backend) stands as given.
+    @property
+    def args(self) -> tuple[Any, ...]:
+        given: tuple[Any, ...] | None = self.__dict__.get("_given_args")
+        return given if given is not None else (self._sentence(),)
+
+    @args.setter
+    def args(self, value: Iterable[Any]) -> None:
+        self.__dict__["_given_args"] = tuple(value)
 
     @property
     def code(self) -> int | None:
@@ -239,7 +345,38 @@ class SMTPError(Exception):
 def _rebuild(cls: type[SMTPError], state: Mapping[str, Any]) -> SMTPError:
     error = cls.__new__(cls)
     error.__dict__.update(state)
-    Exception.__init__(error, error._sentence())
+    return error
+
+
+_E = TypeVar("_E", bound=SMTPError)
+_KEEP: Any = object()  # "leave this attribute as it is"
+
+
+def enrich(
+    error: _E,
+    *,
+    command: Command | None = _KEEP,
+    recipient: str | None = _KEEP,
+    rejected: Mapping[str, SMTPError] = _KEEP,
+    undelivered: Iterable[str] = _KEEP,
+    attempts: Iterable[SMTPError] = _KEEP,
+) -> _E:
+    """Add to ``error`` what the code around the failure knows: the command and recipient
+    it belongs to, the refusals before it, who did not get the message, the attempts.
+
+    The one place an error changes after it is made; ``str(error)`` and ``error.args``
+    are computed from these attributes, so they say the final state.  Returns ``error``.
+    """
+    if command is not _KEEP:
+        error.command = command
+    if recipient is not _KEEP:
+        error.recipient = recipient
+    if rejected is not _KEEP:
+        error.rejected = dict(rejected)
+    if undelivered is not _KEEP:
+        error.undelivered = tuple(undelivered)
+    if attempts is not _KEEP:
+        error.attempts = tuple(attempts)
     return error
 
 
@@ -760,7 +897,7 @@ class RecipientsRefused(SMTPError, ExceptionGroup):
         reasons = {error.reason for error in refusals.values()}
         options.setdefault("reason", reasons.pop() if len(reasons) == 1 else Reason.OTHER)
         super().__init__(detail, command=command, **options)
-        self.rejected = refusals
+        enrich(self, rejected=refusals)
 
     @property
     def refusal(self) -> SMTPError | None:
@@ -779,7 +916,6 @@ def _rebuild_refused(
     kind = _lone_class(*spec) if len(spec) == 2 else spec[0]
     error: RecipientsRefused = BaseExceptionGroup.__new__(kind, kind.summary, errors)
     error.__dict__.update(state)
-    Exception.__init__(error, error._sentence())
     return error
 
 

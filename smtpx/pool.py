@@ -3,7 +3,8 @@
 Each send borrows an idle connection (or opens one), so concurrent sends run
 in parallel and sequential ones reuse a warm, authenticated session.  A
 connection idle for a while is checked with NOOP before reuse; one the server
-closed is replaced transparently; one that carried ``max_messages`` is retired.
+closed is replaced transparently; one that carried ``max_messages`` is retired;
+one idle for ``idle_timeout`` is QUIT by a reaper task when its time is up.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from smtpx.protocol.interruptions import Interruption, verdict
 from smtpx.protocol.session import Session
 from smtpx.results import SendResult
 from smtpx.retry import RetryEvent, RetryPolicy
+
+__all__ = ["Pool", "PoolStats", "RateLimiter"]
 
 
 def _stale(client: Client, session: Session | None) -> bool:
@@ -200,6 +203,8 @@ class Pool(Configured):
         self._drained = asyncio.Event()
         self._drained.set()
         self._closed = False
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()  # wakes the reaper early, to end
         self.stats = PoolStats()
 
     def __repr__(self) -> str:
@@ -324,6 +329,24 @@ class Pool(Configured):
             return
         slot.last_used = time.monotonic()
         self._idle.append(slot)
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap_idle())
+
+    async def _reap_idle(self) -> None:
+        """QUIT each idle connection once it has been idle for ``idle_timeout``, on time
+        rather than at the next borrow (the server would otherwise drop it on its own
+        schedule).  One task per pool; it ends when no connection is idle."""
+        while self._idle and not self._closed:
+            now = time.monotonic()
+            expired = [s for s in self._idle if now - s.last_used >= self.idle_timeout]
+            if not expired:
+                oldest = min(slot.last_used for slot in self._idle)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), oldest + self.idle_timeout - now)
+                continue
+            # out of the idle list before the first await: no send can borrow them now
+            self._idle = [slot for slot in self._idle if slot not in expired]
+            await asyncio.gather(*(self._retire(slot) for slot in expired))
 
     async def _retire(self, slot: _Slot) -> None:
         self.stats.connections_retired += 1
@@ -333,7 +356,10 @@ class Pool(Configured):
     async def close(self, timeout: float | None = None) -> None:
         """Refuse new sends, let the ones under way finish, then QUIT every connection."""
         self._closed = True
+        self._closing.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), timeout)
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._retire(slot) for slot in idle))
+        if self._reaper is not None:  # it ends once its QUITs under way are done
+            await self._reaper

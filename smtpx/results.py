@@ -13,6 +13,21 @@ from smtpx._reply import Reply
 if TYPE_CHECKING:
     from smtpx.errors import SMTPError
 
+__all__ = [
+    "AuthChallenge",
+    "Authenticated",
+    "CannotVerify",
+    "Closing",
+    "HelpText",
+    "Ok",
+    "Ready",
+    "SendResult",
+    "StartData",
+    "Success",
+    "SystemStatus",
+    "WillForward",
+]
+
 
 @attrs.frozen
 class Success:

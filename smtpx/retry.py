@@ -43,6 +43,20 @@ from smtpx.results import SendResult
 if TYPE_CHECKING:
     from smtpx.client import Client
 
+__all__ = [
+    "GREYLIST_MINIMUM",
+    "Backoff",
+    "ReasonWaits",
+    "RetryEvent",
+    "RetryPolicy",
+    "VirtualClock",
+    "is_retryable",
+    "retry_if_transient",
+    "server_hint",
+    "suggested_delay",
+    "wait_suggested",
+]
+
 logger = logging.getLogger("smtpx.retry")
 
 # A delay the reply asks for: "try again in 5 minutes", "retry after 60 seconds",
@@ -443,9 +457,7 @@ async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolic
         await retrying(attempt)
     except e.SMTPError:
         if not accepted:  # nobody has the message: raise the last real error
-            error = history[-1]
-            error.attempts = tuple(history)
-            error.rejected = {**deferred, **final}
+            error = e.enrich(history[-1], attempts=history, rejected={**deferred, **final})
             raise error from error.__cause__
     assert last_reply is not None  # an attempt went through, so some recipient accepted
     return SendResult(tuple(accepted), {**deferred, **final}, last_reply)

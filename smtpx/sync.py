@@ -17,65 +17,26 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from smtpx import errors as e
 from smtpx._message import MessageInput
 from smtpx._reply import Reply
 from smtpx.client import Client, send
 from smtpx.config import ClientConfig, ClientOptions, Configured, resolve_config
-from smtpx.results import Ready, SendResult
+from smtpx.loopthread import LoopThread, result_of
+from smtpx.results import SendResult
 from smtpx.retry import RetryPolicy
 
 __all__ = ["SyncClient", "send_sync"]
 
 T = TypeVar("T")
-
-
-class _LoopThread:
-    """An event loop running forever in a daemon thread, until ``stop()``."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        loop = self.loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            # Whatever is still pending (a send whose caller gave up) is cancelled,
-            # then the loop's executor threads end too: nothing outlives stop().
-            try:
-                pending = asyncio.all_tasks(loop)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
-
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def stop(self, *, wait: bool = True) -> None:
-        """Stop the loop and (unless called from the loop's own thread) wait for the
-        thread to end."""
-        try:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        except RuntimeError:  # already closed
-            return
-        if wait and threading.current_thread() is not self.thread:
-            self.thread.join()
+P = ParamSpec("P")
 
 
 def _refuse_in_event_loop(what: str) -> None:
@@ -90,22 +51,13 @@ def _refuse_in_event_loop(what: str) -> None:
     )
 
 
-def _wait(future: concurrent.futures.Future[T]) -> T:
-    """The future's result, or its exception, re-raised as is (smtpx errors unwrapped)."""
-    try:
-        return future.result()
-    except BaseException:
-        # Interrupted while waiting (Ctrl-C): cancel the call, which drops the connection.
-        future.cancel()
-        raise
-
-
 class _Session:
     """One open period of a ``SyncClient``: its loop thread and its async ``Client``."""
 
     def __init__(self, client: Client, name: str) -> None:
         self.client = client
-        self.runner = _LoopThread(name)
+        self.runner = LoopThread(name)
+        self.runner.start()
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return self.runner.submit(coroutine)
@@ -118,18 +70,37 @@ class _Session:
 
     def abandon(self) -> None:
         """Drop the connection and stop the thread without waiting (garbage collection)."""
-        loop = self.runner.loop
-        try:
-            loop.call_soon_threadsafe(self.client.close)
-        except RuntimeError:  # pragma: no cover - already stopped
-            return
-        self.runner.stop(wait=False)
+        if self.runner.call_soon(self.client.close):
+            self.runner.stop(wait=False)
+
+
+def _forward(
+    method: Callable[Concatenate[Client, P], Coroutine[Any, Any, T]],
+    *,
+    locks_itself: bool = False,
+) -> Callable[Concatenate[SyncClient, P], T]:
+    """``Client.<method>``, blocking: the same signature and docstring, run on the
+    client's loop thread, under the client's lock unless *method* takes it itself."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def blocking(self: SyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        def step(session: _Session) -> Coroutine[Any, Any, T]:
+            if locks_itself:
+                return method(session.client, *args, **kwargs)
+            return session.locked(lambda client: method(client, *args, **kwargs))
+
+        return self._call(name, step)
+
+    return blocking
 
 
 class SyncClient(Configured):
     """A blocking SMTP client: :class:`smtpx.Client`'s semantics, from any thread.
 
-    The arguments are those of :class:`smtpx.Client`.  Use as a context manager
+    The arguments are those of :class:`smtpx.Client`, and so are the methods: each of
+    its commands (``ehlo``, ``mail``, ``rcpt``, ``data``, ``noop``, ``pipeline``...) is
+    here with the same signature, blocking.  Use as a context manager
     (``with SyncClient(...) as client:``), or call :meth:`send` directly (it
     connects when needed) and :meth:`quit` at the end.  After :meth:`quit` or
     :meth:`close` the client may be used again: it then reconnects, on a new
@@ -170,7 +141,7 @@ class SyncClient(Configured):
                 self._finalizer = weakref.finalize(self, session.abandon)
             # Submitted under the guard, so that a concurrent quit() is queued after it.
             future = session.submit(step(session))
-        return _wait(future)
+        return result_of(future)
 
     def _end(self, what: str, step: Callable[[Client], Coroutine[Any, Any, None]]) -> None:
         _refuse_in_event_loop(f"SyncClient.{what}()")
@@ -182,7 +153,7 @@ class SyncClient(Configured):
                 self._finalizer.detach()
             future = session.submit(session.locked(step))
         try:
-            _wait(future)
+            result_of(future)
         finally:
             session.runner.stop()
 
@@ -196,43 +167,34 @@ class SyncClient(Configured):
             session = self._session
             if session is None:
                 return default
-            if threading.current_thread() is session.runner.thread:
+            if session.runner.in_thread():
                 return read(session.client)
             future = session.submit(on_loop(session.client))
         return future.result()
 
     # -- the API ------------------------------------------------------------------------
 
-    def connect(self) -> Ready:
-        """Connect (again), EHLO, secure the session per ``tls`` and authenticate.
-
-        Not needed before :meth:`send`, which connects when it must.
-        """
-
-        async def connect(client: Client) -> Ready:
-            return await client.connect()
-
-        return self._call("connect", lambda session: session.locked(connect))
-
-    def send(
-        self,
-        message: MessageInput,
-        *,
-        sender: str | None = None,
-        recipients: Iterable[str] | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> SendResult:
-        """Send ``message`` and report each recipient, exactly as ``Client.send`` does.
-
-        Blocks until done; raises the same typed errors.  Sends from several threads
-        run one after the other on the shared connection.
-        """
-        return self._call(
-            "send",
-            lambda session: session.client.send(
-                message, sender=sender, recipients=recipients, retry=retry
-            ),
-        )
+    # Client's command surface, blocking: each of Client's coroutine methods, with its
+    # signature and docstring, run on the loop thread under the client's lock (send takes
+    # the lock itself). quit() and close() below also stop the thread.
+    connect = _forward(Client.connect)
+    send = _forward(Client.send, locks_itself=True)
+    send_envelope = _forward(Client.send_envelope)
+    ehlo = _forward(Client.ehlo)
+    helo = _forward(Client.helo)
+    starttls = _forward(Client.starttls)
+    login = _forward(Client.login)
+    mail = _forward(Client.mail)
+    rcpt = _forward(Client.rcpt)
+    data = _forward(Client.data)
+    bdat = _forward(Client.bdat)
+    rset = _forward(Client.rset)
+    noop = _forward(Client.noop)
+    vrfy = _forward(Client.vrfy)
+    expn = _forward(Client.expn)
+    help = _forward(Client.help)
+    pipeline = _forward(Client.pipeline)
+    command = _forward(Client.command)
 
     def quit(self) -> None:
         """Wait for sends in progress, say QUIT, close, and stop the background thread."""
@@ -287,17 +249,9 @@ class SyncClient(Configured):
 
 # -- send_sync: one message, one connection, on a loop shared by every call -------------
 
-_shared: _LoopThread | None = None
-_shared_guard = threading.Lock()
-
-
-def _shared_loop() -> _LoopThread:
-    global _shared
-    with _shared_guard:
-        if _shared is None:
-            _shared = _LoopThread("smtpx-send-sync")
-            atexit.register(_shared.stop)
-        return _shared
+#: Shared by every call; stopped at exit (a daemon thread started on first use).
+_SHARED = LoopThread("smtpx-send-sync")
+atexit.register(_SHARED.stop)
 
 
 def send_sync(
@@ -328,4 +282,4 @@ def send_sync(
         retry=retry,
         **client_options,
     )
-    return _wait(_shared_loop().submit(coroutine))
+    return _SHARED.run(coroutine)

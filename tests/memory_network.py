@@ -1,6 +1,6 @@
 """The real asyncio ``Client`` over an in-memory connection to ``MemoryServer``.
 
-``MemoryNetwork`` is a ``smtpx._edge.Network``: each connection is a fake transport
+``MemoryNetwork`` is a ``smtpx._network.Network``: each connection is a fake transport
 joined to a fresh ``MemoryServer`` (all sharing one ``Mailstore``).  One ``Cut`` may
 fire on the first connection, after ``offset`` octets of the client's writes or of the
 server's replies went through: the connection is lost, stalls (the edge's read or
@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 from memory_server import Mailstore, MemoryServer, Script
 
-from smtpx._edge import Network
+from smtpx._network import Network
 
 
 class _NoIOSelector(selectors.BaseSelector):

@@ -10,6 +10,9 @@ of KIND, sends itself SIGKILL -- no cleanup, no flush, exactly like ``kill -9``:
 ``rcpt``   as the N-th RCPT reply is read (between the RCPTs of one transaction)
 ``wait``   as the worker starts its N-th wait for a deferred recipient
 ``none``   never: run until nothing is left to send, exit 0
+``report`` never by itself: print a line per ``end``, ``rcpt`` and ``wait`` event to
+           stdout (flushed) and carry on, for the test to kill it from outside when the
+           event it chose has happened
 """
 
 from __future__ import annotations
@@ -37,19 +40,28 @@ class KillAt(logging.Handler):
         super().__init__(logging.DEBUG)
         self.kind, self.n, self.seen = kind, n, 0
 
-    def matches(self, record: logging.LogRecord) -> bool:
+    @staticmethod
+    def event(record: logging.LogRecord) -> str | None:
+        """The kind of event a log record shows, if any."""
         message = record.getMessage()
-        if self.kind == "end":
-            return "may leave" in message
-        if self.kind == "wait":
-            return message.startswith("waiting") and not message.startswith("waiting 0.000")
-        if self.kind == "rcpt":
-            fields = getattr(record, "smtpx", None) or {}
-            return fields.get("direction") == "<<<" and fields.get("command") == "RCPT"
-        return False
+        if "may leave" in message:
+            return "end"
+        if message.startswith("waiting") and not message.startswith("waiting 0.000"):
+            return "wait"
+        fields = getattr(record, "smtpx", None) or {}
+        if fields.get("direction") == "<<<" and fields.get("command") == "RCPT":
+            return "rcpt"
+        return None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.matches(record):
+        kind = self.event(record)
+        if kind is None:
+            return
+        if self.kind == "report":
+            # written before the worker goes on: the test kills it after this point
+            sys.stdout.write(kind + "\n")
+            sys.stdout.flush()
+        elif kind == self.kind:
             self.seen += 1
             if self.seen == self.n:
                 die()
@@ -82,7 +94,7 @@ async def main(spec: dict[str, Any]) -> None:
             local_hostname="crash.test",
             timeout=10,
             chunking=spec["chunking"],
-            transcript=kind == "rcpt",
+            transcript=kind in ("rcpt", "report"),
         ) as pool:
             await outbox.run(pool, until_idle=True)
 

@@ -519,14 +519,14 @@ def _words(text: str) -> str:
 
 @pytest.mark.parametrize("echo", ["code", "enhanced", "other"])
 def test_a_failure_line_says_each_meaning_once(echo: str) -> None:
-    from smtpx._enhanced import REGISTRY
     from smtpx.cli._common import explain_error
+    from smtpx.codes import REGISTRY
 
     checked = 0
     for entry in REGISTRY.values():
         for code in (c for c in entry.basic_codes if c >= 400):
             enhanced = f"{code // 100}.{entry.subject}.{entry.detail}"
-            meaning, title = smtpx.describe(code), entry.title
+            meaning, title = smtpx.codes.describe(code), entry.title
             text = {"code": meaning, "enhanced": title, "other": "Go away"}[echo]
             error = smtpx.classify(
                 smtpx.Command.MAIL, smtpx.Reply.build(code, f"{enhanced} {text}")

@@ -1,6 +1,6 @@
 """Every row of the command table, end to end: Client -> aiosmtplib -> loopback -> aiosmtpd.
 
-For each command with a Client method, every positive code of ``smtpx.TABLE`` must come
+For each command with a Client method, every positive code of ``smtpx.codes.TABLE`` must come
 back as its typed success and every negative code must raise its typed error, carrying
 the code, the command and (for RCPT) the recipient.  Then the replies that are not SMTP
 at all: garbage, mismatched multi-line codes, closes, refusals, hangs.
@@ -97,7 +97,7 @@ for _stage in (Command.DATA, Command.DATA_END, Command.BDAT):
 
 ROWS = [
     (command, code)
-    for command, row in smtpx.TABLE.items()
+    for command, row in smtpx.codes.TABLE.items()
     for code in sorted(row.positive | row.negative)
 ]
 

@@ -27,8 +27,8 @@ from protocol_harness import Shape, shapes
 import smtpx
 from smtpx import RetryPolicy, VirtualClock
 from smtpx import errors as e
-from smtpx._edge import NETWORK
 from smtpx._message import Envelope
+from smtpx._network import NETWORK
 from smtpx.protocol import StartTLS
 from smtpx.results import SendResult
 from smtpx.retry import send_with_retry

@@ -7,20 +7,13 @@ Redis comes from the Debian package ``redis-server``. Without it these tests ski
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import importlib
 import os
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from celeryworker import celery_worker
 from redisserver import running_redis
 
 if os.environ.get("CI", "").lower() != "true":  # in CI a missing extra is an error
@@ -81,63 +74,11 @@ def celery_app(
 ) -> Iterator[ModuleType]:
     """The app module, imported here, with a worker running it in a subprocess."""
     workdir = tmp_path_factory.mktemp("celery")
-    redis = contextlib.ExitStack()
-    port = redis.enter_context(running_redis(workdir))
-    (workdir / "smtpx_celery_app.py").write_text(
-        textwrap.dedent(APP.format(delay=DELAY, max_hint=MAX_HINT))
-    )
-    env = {
-        **os.environ,
-        "BROKER_URL": f"redis://127.0.0.1:{port}/0",
-        "SMTP_PORT": str(smtp.port),
-        "PYTHONPATH": os.pathsep.join([str(workdir), *sys.path]),
-    }
-    log = (workdir / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [*(sys.executable, "-m", "celery", "-A", "smtpx_celery_app", "worker"), *WORKER_FLAGS],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    previous = {name: os.environ.get(name) for name in ("BROKER_URL", "SMTP_PORT")}
-    os.environ.update(BROKER_URL=env["BROKER_URL"], SMTP_PORT=env["SMTP_PORT"])
-    sys.path.insert(0, str(workdir))
-    module: ModuleType | None = None
-    try:
-        module = importlib.import_module("smtpx_celery_app")
-        _wait_for(worker, module, workdir / "worker.log")
-        yield module
-    finally:
-        if module is not None:
-            gc.collect()  # the tests' AsyncResults let go of the backend while it is up
-            module.app.backend.result_consumer.stop()
-            module.app.close()
-        sys.path.remove(str(workdir))
-        sys.modules.pop("smtpx_celery_app", None)
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        log.close()
-        redis.close()
-
-
-def _wait_for(worker: subprocess.Popen[bytes], module: ModuleType, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            pytest.fail(f"the Celery worker exited; its log:\n{log.read_text()}")
-        if module.app.control.ping(timeout=0.5):
-            return
-    pytest.fail(f"the Celery worker did not answer; its log:\n{log.read_text()}")
+    with running_redis(workdir) as port:
+        env = {"BROKER_URL": f"redis://127.0.0.1:{port}/0", "SMTP_PORT": str(smtp.port)}
+        source = APP.format(delay=DELAY, max_hint=MAX_HINT)
+        with celery_worker(workdir, "smtpx_celery_app", source, env, WORKER_FLAGS) as module:
+            yield module
 
 
 @pytest.fixture

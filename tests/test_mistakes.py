@@ -145,7 +145,7 @@ async def test_a_host_that_does_not_exist_is_permanent() -> None:
 def test_a_resolver_that_cannot_answer_stays_transient() -> None:
     import socket
 
-    from smtpx._edge import connect_error
+    from smtpx._network import connect_error
 
     for code, expected in [
         (socket.EAI_AGAIN, smtpx.ConnectError),

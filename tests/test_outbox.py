@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from outboxes import START, virtual_clock, virtual_outbox
 
 import smtpx
 from smtpx import VirtualClock
@@ -22,27 +23,16 @@ from smtpx.testing import ScriptedServer
 
 PLAIN: dict[str, Any] = {"tls": smtpx.TLSMode.NONE, "local_hostname": "client.test"}
 MESSAGE = b"From: shop@example.com\r\nTo: a@example.com\r\nSubject: s\r\n\r\nbody\r\n"
-START = 1_000_000.0  # the virtual wall clock's "now" when a test starts
 
 
 @pytest.fixture
 def clock() -> VirtualClock:
-    clock = VirtualClock()
-    clock.now = START
-    return clock
+    return virtual_clock()
 
 
 @pytest.fixture
 def outbox(tmp_path: Path, clock: VirtualClock) -> Iterator[Outbox]:
-    policy = smtpx.RetryPolicy(attempts=3, backoff=smtpx.Backoff(initial=10, jitter=0))
-    with Outbox(
-        tmp_path / "outbox.db",
-        retry=policy,
-        clock=clock.monotonic,
-        sleep=clock.sleep,
-        poll_interval=3600,
-        max_age=10_000,
-    ) as box:
+    with virtual_outbox(tmp_path, clock, poll_interval=3600) as box:
         yield box
 
 

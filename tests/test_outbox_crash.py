@@ -4,8 +4,10 @@ nothing twice.
 A real worker process (tests/outbox_crash_worker.py) delivers a stored batch to the
 throwaway Postfix and is killed, again and again: at the worst point (right after it
 recorded that the end of a message may leave), while SQLite runs a statement, between
-RCPT replies, while it waits to retry a deferred recipient, and from outside at a random
-moment.  Then one last worker finishes the batch.  Postfix's log says how many copies
+RCPT replies, while it waits to retry a deferred recipient, and from outside (``kill -9``
+by PID) after an event the worker reported on a pipe.  Every kill point is an event the
+worker reached, never a moment on a clock.  Then one last worker finishes the batch.
+Postfix's log says how many copies
 each recipient got (its ``discard`` agent logs one ``status=sent`` line per recipient of
 each message it accepted); the outbox must agree, for every recipient:
 
@@ -83,26 +85,39 @@ def run_worker(db: Path, postfix: PostfixServer, kill: tuple[str, int], chunking
     return result.returncode
 
 
-def run_worker_killed_from_outside(db: Path, postfix: PostfixServer, after: float) -> int:
+def run_worker_killed_from_outside(
+    db: Path, postfix: PostfixServer, event: tuple[str, int], tmp_path: Path
+) -> int:
+    """Kill -9 the worker, by PID from outside, once it has reported the N-th event of
+    a kind (it prints each as it happens and goes on): a point chosen by what the worker
+    did, not by how long it ran.  A worker that finishes first exits 0."""
+    kind, n = event
     spec = {
         "db": str(db),
         "host": postfix.host,
         "port": postfix.submission_port,
-        "kill": ["none", 0],
+        "kill": ["report", 0],
         "chunking": True,
         "attempts": ATTEMPTS,
     }
-    process = subprocess.Popen(
-        [sys.executable, str(WORKER), json.dumps(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        process.wait(timeout=after)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)  # kill -9, by PID, from outside
-        process.wait(timeout=10)
-    assert process.returncode in (0, -signal.SIGKILL), process.stderr
+    errors = tmp_path / "worker-stderr.txt"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(WORKER), json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        assert process.stdout is not None
+        seen = 0
+        for line in process.stdout:
+            seen += line.strip() == kind
+            if seen == n:
+                process.send_signal(signal.SIGKILL)  # kill -9, by PID, from outside
+                break
+        process.stdout.close()
+        process.wait(timeout=60)
+    assert process.returncode in (0, -signal.SIGKILL), errors.read_text()
     return process.returncode
 
 
@@ -145,11 +160,13 @@ def test_kill_9_at_any_point_loses_nothing_and_sends_nothing_twice(
     killed: Counter[str] = Counter()
     for round_ in range(ROUNDS):
         put_batch(db, rng, domain, round_ * PER_ROUND)
-        if round_ % 6 == 5:  # from outside; its start-up alone takes about 0.5 s
+        if round_ % 6 == 5:  # from outside, after an event the worker reported
             kind = "external"
-            code = run_worker_killed_from_outside(db, postfix_server, rng.uniform(0.45, 0.85))
+            event = rng.choice([("end", 1, 4), ("rcpt", 1, 10), ("wait", 1, 2)])
+            chosen = (event[0], rng.randint(event[1], event[2]))
+            code = run_worker_killed_from_outside(db, postfix_server, chosen, tmp_path)
         else:
-            kind, low, high = rng.choice(KILLS)
+            kind, low, high = KILLS[round_ % len(KILLS)]  # every kind, as often
             code = run_worker(db, postfix_server, (kind, rng.randint(low, high)), round_ % 2 == 0)
         killed[kind] += code == -signal.SIGKILL
         assert integrity(db) == "ok"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -96,6 +96,49 @@ async def test_idle_timeout_closes_old_connections(server: ScriptedServer) -> No
     assert server.connections == 2
 
 
+def quits(server: ScriptedServer) -> int:
+    return sum(1 for line in server.transcript if line.upper() == b"QUIT")
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition`` (an event on the server), without asserting how fast it comes:
+    the bound only keeps a broken build from hanging the suite."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("idle_timeout", [0.0, 0.05])
+async def test_an_idle_connection_is_quit_on_time_not_at_the_next_send(
+    server: ScriptedServer, idle_timeout: float
+) -> None:
+    async with smtpx.Pool(server.host, server.port, idle_timeout=idle_timeout, **PLAIN) as pool:
+        await pool.send(message(0))
+        # nothing else is sent: only the pool's own timer can make the QUIT happen
+        await until(lambda: quits(server) == 1)
+        assert pool.stats.connections_retired == 1
+        assert repr(pool).endswith("idle=0 in_flight=0>")
+        await pool.send(message(1))  # a fresh connection, then quit on time too
+        await until(lambda: quits(server) == 2)
+    assert server.connections == 2 and quits(server) == 2  # close() had nothing left
+    assert subjects(server) == [0, 1]
+
+
+async def test_a_connection_kept_busy_is_not_reaped(server: ScriptedServer) -> None:
+    async with smtpx.Pool(server.host, server.port, idle_timeout=3600.0, **PLAIN) as pool:
+        for n in range(3):
+            await pool.send(message(n))
+        assert quits(server) == 0
+    assert server.connections == 1 and quits(server) == 1  # QUIT by close() alone
+
+
+async def test_closing_while_the_reaper_waits_quits_once(server: ScriptedServer) -> None:
+    pool = smtpx.Pool(server.host, server.port, idle_timeout=3600.0, **PLAIN)
+    await pool.send(message(0))
+    await pool.close()  # must not wait an hour for the reaper
+    assert quits(server) == 1 and pool.stats.connections_retired == 1
+
+
 async def test_refusals_are_typed_and_leave_the_connection_reusable(
     server: ScriptedServer,
 ) -> None:
@@ -155,3 +198,51 @@ def test_bad_pool_arguments_are_usage_errors() -> None:
         smtpx.Pool("localhost", size=0)
     with pytest.raises(smtpx.UsageError):
         smtpx.RateLimiter(0)
+
+
+class FakeTime:
+    """A clock that only the limiter's own sleeps move forward."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 9))
+        self.now += seconds
+
+
+async def waits_of(limiter: smtpx.RateLimiter, time: FakeTime, n: int) -> list[float]:
+    """The wait before each of ``n`` acquisitions made one after the other."""
+    waits = []
+    for _ in range(n):
+        before = len(time.waits)
+        await limiter.acquire()
+        waits.append(time.waits[-1] if len(time.waits) > before else 0.0)
+    return waits
+
+
+@pytest.mark.parametrize("burst", [1, 2, 5, 20])
+async def test_the_burst_starts_empty_as_the_pool_page_says(burst: int) -> None:
+    # docs/pool.md: a fresh limiter sends at the plain rate; the burst is earned by idleness
+    time = FakeTime()
+    limiter = smtpx.RateLimiter(10.0, burst, sleep=time.sleep, clock=time.clock)
+    assert await waits_of(limiter, time, 4) == [0.0, 0.1, 0.1, 0.1]
+
+
+@pytest.mark.parametrize("burst", [1, 2, 5, 20])
+@pytest.mark.parametrize("idle", [0.05, 0.3, 1.9, 60.0])
+async def test_idleness_earns_one_send_per_interval_up_to_the_burst(
+    burst: int, idle: float
+) -> None:
+    time = FakeTime()
+    limiter = smtpx.RateLimiter(10.0, burst, sleep=time.sleep, clock=time.clock)
+    await limiter.acquire()
+    time.now += 0.1 + idle  # the next send was due 0.1 s later; then idle that long
+    earned = min(burst - 1, int(round(idle * 10, 6)))
+    waits = await waits_of(limiter, time, earned + 2)
+    assert waits[: earned + 1] == [0.0] * (earned + 1)  # the due one, then the credit
+    assert waits[earned + 1] > 0  # then the plain pace again

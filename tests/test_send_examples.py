@@ -71,3 +71,22 @@ def test_outbox_example() -> None:
         "copies on the server: "
         "{'alice@example.com': 1, 'bob@example.com': 1, 'carol@example.com': 2}"
     )
+
+
+def test_demo_example() -> None:
+    # what scripts/demo runs once its venv is ready (the install is the script's own part)
+    out = run("demo.py")
+    assert "   accepted: alice@example.com" in out
+    assert any(
+        line.startswith("   rejected: nobody@example.com -> NoSuchMailbox: ") for line in out
+    )
+    assert any(line.startswith("   except smtpx.AuthFailed -> ") for line in out)
+    assert "s3cret" not in "\n".join(out)
+    assert [line.split(":")[0] for line in out if line.startswith("   attempt ")] == [
+        "   attempt 1",
+        "   attempt 2",
+    ]
+    assert out[-4].startswith("   accepted: carol@example.com, bob@example.com after waits of ")
+    copies = "{'carol@example.com': 1, 'bob@example.com': 1}  (never twice)"
+    assert out[-3] == f"   copies received per recipient: {copies}"
+    assert out[-1] == "The server received 3 messages."

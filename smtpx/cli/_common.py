@@ -13,10 +13,29 @@ from typing import Any, TypeVar
 
 import click
 
+from smtpx import TLSMode, default_context
 from smtpx import errors as e
-from smtpx._codes import describe
-from smtpx._tls import TLSMode, default_context
+from smtpx.codes import describe
 from smtpx.results import SendResult, Success
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "Exit",
+    "advice",
+    "client_options",
+    "echo",
+    "exit_code",
+    "explain_error",
+    "honour_no_color",
+    "host_port",
+    "password_for",
+    "print_failure",
+    "print_result",
+    "timeout_option",
+    "tls_context",
+    "tls_options",
+    "tone",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 

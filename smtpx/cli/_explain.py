@@ -13,17 +13,15 @@ from typing import Any
 
 import click
 
+from smtpx import Command, EnhancedStatus, Reply, classify, severity
 from smtpx import errors as e
-from smtpx._classify import classify, severity
-from smtpx._codes import CATALOGUE, describe
-from smtpx._commands import Command
-from smtpx._enhanced import EnhancedStatus
-from smtpx._explain import judge
-from smtpx._reasons import ABOUT
-from smtpx._reply import Reply
-from smtpx._table import TABLE, is_expected
+from smtpx._explain import judge  # which rule decided: shown by this command only
+from smtpx._reasons import ABOUT  # each reason's description, for the same page
 from smtpx.cli._common import echo, tone
+from smtpx.codes import CATALOGUE, TABLE, describe, is_expected
 from smtpx.results import Success
+
+__all__ = ["explain"]
 
 _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _LOOKS_ENHANCED = re.compile(r"\d\.")  # meant as an enhanced code, maybe mistyped

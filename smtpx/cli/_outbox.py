@@ -17,6 +17,8 @@ from smtpx.cli._common import client_options, echo, tls_options
 from smtpx.outbox import Outbox, OutboxStats, RecipientStatus, State, StorageError
 from smtpx.pool import Pool
 
+__all__ = ["outbox"]
+
 _DB = click.argument("database", type=click.Path(dir_okay=False, path_type=Path))
 _STATE_STYLE: dict[State, dict[str, Any]] = {
     State.ACCEPTED: {"fg": "green"},

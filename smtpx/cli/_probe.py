@@ -11,11 +11,8 @@ from typing import Any
 
 import click
 
+from smtpx import Command, Credentials, Reply, TLSMode
 from smtpx import errors as e
-from smtpx._commands import Command
-from smtpx._reply import Reply
-from smtpx._secret import Credentials
-from smtpx._tls import TLSMode
 from smtpx.cli._common import (
     EXIT_CODES_HELP,
     Exit,
@@ -32,6 +29,8 @@ from smtpx.cli._common import (
 )
 from smtpx.client import Client
 from smtpx.results import SUCCESS_TYPES
+
+__all__ = ["probe"]
 
 
 def parse_target(target: str) -> tuple[str, int | None]:

@@ -28,6 +28,8 @@ from smtpx.results import SendResult
 from smtpx.retry import Backoff, RetryPolicy
 from smtpx.sync import SyncClient
 
+__all__ = ["send"]
+
 DEFAULT_BODY = "A test message sent by smtpx.\n"
 
 # Failures of the session rather than of one message: a bulk send stops at the first.

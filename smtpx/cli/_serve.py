@@ -22,6 +22,8 @@ import click
 from smtpx.cli._common import echo, host_port, password_for
 from smtpx.testing import COMMANDS, ReceivedMessage, Rule, ScriptedServer
 
+__all__ = ["serve"]
+
 # "550", "550/5.1.1" or "550 5.1.1"
 _CODE = re.compile(r"([2-5]\d\d)(?:[/ ]([245]\.\d{1,3}\.\d{1,3}))?")
 # every Nth transaction can fail at one of these (counted at MAIL FROM)

@@ -7,3 +7,5 @@
 
 The FastAPI recipe is an example, not a module: ``examples/fastapi_app.py``.
 """
+
+__all__: list[str] = []

@@ -33,25 +33,59 @@ What a job does:
   server may have the message.
 - After ``max_attempts`` attempts the job gives up: it fails with the last error if
   nobody accepted, else it reports the recipients given up on.
+
+From a durable outbox instead (:class:`smtpx.outbox.Outbox`), each recipient's state
+kept in its database by the worker that sends: add :func:`deliver_from_outbox` (one
+attempt) and :func:`dispatch_outbox` (a pass of ``Outbox.dispatch``, as a cron job) to
+the worker's functions, and put the outbox in its ``ctx``::
+
+    from arq import cron
+    from smtpx.outbox import Outbox
+    from smtpx.contrib.arq import OUTBOX_KEY, deliver_from_outbox, dispatch_outbox
+
+    async def startup(ctx):
+        ctx["smtpx"] = Mailer("smtp.example.com", credentials=("app", password))
+        ctx[OUTBOX_KEY] = Outbox("/var/lib/myapp/outbox.db")
+
+    class WorkerSettings:
+        functions = [deliver_from_outbox]
+        cron_jobs = [cron(dispatch_outbox, second=set(range(0, 60, 5)))]
+        on_startup = startup
+
+In the application, after ``outbox.put(...)``:
+``await outbox.dispatch(outbox_enqueuer(redis))``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypedDict
 
 from arq.connections import ArqRedis
 
 import smtpx
-from smtpx._message import MessageInput, prepare
+from smtpx import MessageInput, prepare
+from smtpx.outbox import Outbox
 
-__all__ = ["CONTEXT_KEY", "MailOutcome", "Mailer", "enqueue_mail", "send_mail"]
+__all__ = [
+    "CONTEXT_KEY",
+    "OUTBOX_KEY",
+    "MailOutcome",
+    "Mailer",
+    "deliver_from_outbox",
+    "dispatch_outbox",
+    "enqueue_mail",
+    "outbox_enqueuer",
+    "send_mail",
+]
 
 logger = logging.getLogger("smtpx.contrib.arq")
 
 CONTEXT_KEY = "smtpx"
 """Where :func:`send_mail` finds its :class:`Mailer` in the worker's ``ctx``."""
+OUTBOX_KEY = "smtpx_outbox"
+"""Where the outbox tasks find the worker's :class:`~smtpx.outbox.Outbox` in ``ctx``."""
 
 
 class MailOutcome(TypedDict):
@@ -225,3 +259,33 @@ async def enqueue_mail(
         **job_options,
     )
     return job.job_id if job is not None else None
+
+
+async def deliver_from_outbox(ctx: dict[str, Any], attempt: int) -> dict[str, str] | None:
+    """The arq task for one attempt ``Outbox.dispatch`` handed out: sent through the
+    worker's pool, each recipient's state recorded in the outbox after every reply.
+    Returns each recipient's state; None when the attempt was not this job's to send
+    (the job ran twice, or it was taken back after its lease)."""
+    outbox: Outbox = ctx[OUTBOX_KEY]
+    mailer: Mailer = ctx[CONTEXT_KEY]
+    states = await outbox.deliver(attempt, mailer.pool)
+    return None if states is None else {r: state.value for r, state in states.items()}
+
+
+async def dispatch_outbox(ctx: dict[str, Any]) -> int:
+    """One ``Outbox.dispatch`` pass in the worker (a cron job): queues a
+    :func:`deliver_from_outbox` job per attempt due; returns how many."""
+    outbox: Outbox = ctx[OUTBOX_KEY]
+    return await outbox.dispatch(outbox_enqueuer(ctx["redis"]))
+
+
+def outbox_enqueuer(
+    redis: ArqRedis, *, function: str = "deliver_from_outbox", **job_options: Any
+) -> Callable[[int], Awaitable[object]]:
+    """What ``Outbox.dispatch`` calls to queue one attempt as a
+    :func:`deliver_from_outbox` job (``job_options``: ``_queue_name``...)."""
+
+    async def enqueue(attempt: int) -> object:
+        return await redis.enqueue_job(function, attempt, **job_options)
+
+    return enqueue

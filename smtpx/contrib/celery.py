@@ -28,6 +28,20 @@ What the task does:
   accepted, else its result lists the recipients given up on.
 
 The result (:class:`MailOutcome`, a dict) adds up every attempt of the task.
+
+From a durable outbox instead (:class:`smtpx.outbox.Outbox`), with every recipient's
+state kept in its database by the worker that sends::
+
+    deliver, dispatch = register_outbox(app, "/var/lib/myapp/outbox.db", mailer)
+
+    # in the application, after outbox.put(...):
+    await outbox.dispatch(outbox_enqueuer(deliver))
+    # and every few seconds, to hand out retries and take back lost attempts:
+    app.conf.beat_schedule = {"smtpx-outbox": {"task": dispatch.name, "schedule": 5.0}}
+
+``deliver`` runs :meth:`Outbox.deliver <smtpx.outbox.Outbox.deliver>` for one attempt
+in whichever worker process takes it; retries follow the outbox's policy, handed out by
+the next ``dispatch``, not Celery's.
 """
 
 from __future__ import annotations
@@ -36,21 +50,40 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, TypedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypedDict, TypeVar
 
 from celery import Celery, Task  # type: ignore[import-untyped]
 from celery.result import AsyncResult  # type: ignore[import-untyped]
 
 import smtpx
-from smtpx._message import MessageInput, prepare
+from smtpx import MessageInput, prepare
+from smtpx.loopthread import LoopThread
+from smtpx.outbox import Outbox
 
-__all__ = ["TASK_NAME", "MailOutcome", "Mailer", "enqueue_mail", "register"]
+__all__ = [
+    "DISPATCH_TASK_NAME",
+    "OUTBOX_TASK_NAME",
+    "TASK_NAME",
+    "MailOutcome",
+    "Mailer",
+    "enqueue_mail",
+    "outbox_enqueuer",
+    "register",
+    "register_outbox",
+]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("smtpx.contrib.celery")
 
 TASK_NAME = "smtpx.send_mail"
 """The name :func:`register` gives the task unless told otherwise."""
+OUTBOX_TASK_NAME = "smtpx.outbox_deliver"
+"""The name :func:`register_outbox` gives the task that delivers one outbox attempt."""
+DISPATCH_TASK_NAME = "smtpx.outbox_dispatch"
+"""The name :func:`register_outbox` gives the task that runs ``Outbox.dispatch``."""
 
 
 class MailOutcome(TypedDict):
@@ -247,8 +280,7 @@ def _storable(error: smtpx.SMTPError) -> smtpx.SMTPError:
         return error
     plain = smtpx.AllRecipientsDeferred if error.retryable else smtpx.AllRecipientsRejected
     stored = plain(refusals=error.rejected, command=error.command)
-    stored.undelivered, stored.attempts = error.undelivered, error.attempts
-    return stored
+    return smtpx.errors.enrich(stored, undelivered=error.undelivered, attempts=error.attempts)
 
 
 def _settle(outcome: MailOutcome, error: smtpx.SMTPError, recipients: list[str]) -> None:
@@ -289,3 +321,84 @@ def enqueue_mail(
         args=(envelope.data, envelope.sender, list(envelope.recipients)), **apply_options
     )
     return result
+
+
+class _OutboxProcess:
+    """This worker process's outbox database and SMTP connection, on a loop thread of its
+    own (``smtpx.loopthread``), all made on first use after the worker has forked (none
+    of them survives a fork)."""
+
+    def __init__(self, path: Path, mailer: Mailer, options: dict[str, Any]) -> None:
+        self.path, self.mailer, self.options = path, mailer, options
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._thread: LoopThread | None = None
+        self._outbox: Outbox | None = None
+        self._client: smtpx.Client | None = None
+
+    async def _open(self) -> None:
+        # on the loop's thread: SQLite connections serve the thread that made them
+        self._outbox = Outbox(self.path, **self.options)
+        self._client = smtpx.Client(config=self.mailer.config)
+
+    def run(self, work: Callable[[Outbox, smtpx.Client], Awaitable[T]]) -> T:
+        with self._lock:  # one task at a time per process (a threads pool too)
+            if self._pid != os.getpid() or self._thread is None:
+                self._thread = LoopThread("smtpx-celery-outbox")
+                self._thread.run(self._open())
+                self._pid = os.getpid()
+            outbox, client = self._outbox, self._client
+            assert outbox is not None and client is not None
+
+            async def job() -> T:
+                return await work(outbox, client)
+
+            return self._thread.run(job())
+
+
+def register_outbox(
+    app: Celery,
+    path: str | os.PathLike[str],
+    mailer: Mailer,
+    *,
+    name: str = OUTBOX_TASK_NAME,
+    dispatch_name: str = DISPATCH_TASK_NAME,
+    limit: int = 100,
+    **outbox_options: Any,
+) -> tuple[Task, Task]:
+    """Register the two outbox tasks on ``app``; returns ``(deliver, dispatch)``.
+
+    ``deliver(attempt)`` sends one attempt that ``Outbox.dispatch`` handed out, through
+    ``mailer``'s server, recording each recipient's state in the outbox at ``path`` after
+    every reply; its result maps each recipient to its state (None: the attempt was not
+    this run's to send, e.g. the task ran twice). ``dispatch()`` runs one
+    ``Outbox.dispatch`` pass in a worker, queueing ``deliver`` tasks (up to ``limit``):
+    schedule it with Celery beat. ``outbox_options`` are :class:`~smtpx.outbox.Outbox`'s
+    (``retry``, ``max_age``, ``lease``...); give the application's ``Outbox`` the same.
+    Every worker must reach the database file (one machine, or a disk they share with
+    working file locks).
+    """
+    process = _OutboxProcess(Path(path), mailer, outbox_options)
+
+    @app.task(name=name)  # type: ignore[untyped-decorator]
+    def deliver(attempt: int) -> dict[str, str] | None:
+        states = process.run(lambda outbox, client: outbox.deliver(attempt, client))
+        return None if states is None else {r: state.value for r, state in states.items()}
+
+    @app.task(name=dispatch_name)  # type: ignore[untyped-decorator]
+    def dispatch() -> int:
+        enqueue = outbox_enqueuer(deliver)
+        return process.run(lambda outbox, client: outbox.dispatch(enqueue, limit=limit))
+
+    tasks: tuple[Task, Task] = (deliver, dispatch)
+    return tasks
+
+
+def outbox_enqueuer(deliver: Task, **apply_options: Any) -> Callable[[int], None]:
+    """What ``Outbox.dispatch`` calls to queue one attempt on the ``deliver`` task
+    :func:`register_outbox` returned (``apply_options``: ``queue``, ``priority``...)."""
+
+    def enqueue(attempt: int) -> None:
+        deliver.apply_async(args=(attempt,), **apply_options)
+
+    return enqueue

@@ -56,15 +56,14 @@ even one that is running an event loop.
 
 from __future__ import annotations
 
-import asyncio
 import email.message
 import logging
 import os
 import ssl
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from email.utils import parseaddr
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from django.conf import settings  # type: ignore[import-untyped]
 from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[import-untyped]
@@ -78,39 +77,12 @@ from smtpx.contrib._django_errors import (
     RecipientsRefused,
     compatible,
 )
+from smtpx.loopthread import LoopThread
 from smtpx.outbox import Outbox, StorageError
 
 __all__ = ["AllRecipientsDeferred", "AllRecipientsRejected", "EmailBackend", "RecipientsRefused"]
 
 logger = logging.getLogger("smtpx.contrib.django")
-
-T = TypeVar("T")
-
-
-class _LoopThread:
-    """An event loop running in a daemon thread; ``run`` blocks until a coroutine is done."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="smtpx-django", daemon=True
-            )
-            self._thread.start()
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
 
 
 def _tls_mode(use_tls: bool, use_ssl: bool, override: object) -> smtpx.TLSMode:
@@ -228,7 +200,7 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         self.outbox_path = _outbox_path(getattr(settings, "SMTPX_OUTBOX", None))
         self.outbox: Outbox | None = None
         self.client: smtpx.Client | None = None
-        self._loop = _LoopThread()
+        self._loop = LoopThread("smtpx-django")
         self._lock = threading.RLock()
 
     def _config(self) -> smtpx.ClientConfig:

@@ -14,6 +14,8 @@ import secrets
 import time
 from pathlib import Path
 
+__all__ = ["Bodies"]
+
 SUFFIX = ".eml"
 
 

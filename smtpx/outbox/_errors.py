@@ -6,6 +6,8 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 
+__all__ = ["StorageError", "storage_errors"]
+
 
 class StorageError(Exception):
     """The outbox could not read or write its database or message files (a full disk, a

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import inspect
+import logging
 import math
 import os
 import time
@@ -16,14 +18,18 @@ import smtpx
 from smtpx.outbox._bodies import Bodies
 from smtpx.outbox._errors import storage_errors
 from smtpx.outbox._store import Store
-from smtpx.outbox._values import MessageStatus, OutboxStats, RecipientStatus
+from smtpx.outbox._values import MessageStatus, OutboxStats, RecipientStatus, State
 from smtpx.outbox._worker import Worker
+
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_POLICY", "INLINE_LIMIT", "Outbox"]
 
 DEFAULT_MAX_AGE = 5 * 24 * 3600.0  # five days, as MTAs keep a queued message
 DEFAULT_POLICY = smtpx.RetryPolicy(
     attempts=20, backoff=smtpx.Backoff(initial=30.0, maximum=3600.0)
 )
 INLINE_LIMIT = 64 * 1024  # larger messages are stored as files beside the database
+
+logger = logging.getLogger("smtpx.outbox")
 
 
 def _seconds(name: str, value: object, *, positive: bool = True) -> float:
@@ -60,6 +66,9 @@ class Outbox:
     :param clock: wall-clock time (``time.time``); ``sleep``: how ``run`` waits.
     :param poll_interval: how often an idle ``run`` looks for messages other processes put.
     :param trace: called with each SQL statement run (SQLite's trace callback).
+    :param lease: seconds an attempt handed to a task queue (``dispatch``) is its
+        worker's: one not delivered within it is taken back by the next ``dispatch``
+        (``deliver`` gives up sending after half of it, so a live one never is).
     """
 
     def __init__(
@@ -75,8 +84,10 @@ class Outbox:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         poll_interval: float = 1.0,
         trace: Callable[[str], None] | None = None,
+        lease: float = 900.0,
     ) -> None:
         self.path = Path(path)
+        self.lease = _seconds("lease", lease)
         self.max_age = _seconds("max_age", max_age)
         if retry is not None and not isinstance(retry, smtpx.RetryPolicy):
             raise smtpx.UsageError(f"retry must be a RetryPolicy or None, not {retry!r}")
@@ -204,22 +215,89 @@ class Outbox:
         self._stop.clear()
         try:
             with self._worker_lock():
-                worker = Worker(
-                    store=self._store,
-                    bodies=self._bodies,
-                    via=via,
-                    concurrency=concurrency,
-                    policy=self.retry,
-                    clock=self._clock,
-                    sleep=self._sleep,
-                    poll_interval=self.poll_interval,
-                    wake=self._wake,
-                    stop=self._stop,
-                    grace=_seconds("grace", grace, positive=False),
-                )
+                worker = self._worker(via, concurrency, _seconds("grace", grace, positive=False))
                 await worker.run(until_idle=until_idle)
         finally:
             self._running = False
+
+    async def dispatch(self, enqueue: Callable[[int], object], *, limit: int = 100) -> int:
+        """Hand what is due to a task queue: claim up to ``limit`` messages' due recipients,
+        one attempt each, and call ``enqueue(attempt)`` for each attempt (awaited when it
+        returns an awaitable); a worker then runs ``deliver(attempt, ...)``.  Returns how
+        many attempts were enqueued.
+
+        Each pass also expires what is past ``max_age`` and takes back the attempts whose
+        ``lease`` ran out (a worker killed, a task lost): as after a killed ``run``, a
+        recipient whose end may have left becomes ``delivery_unknown``, the others are
+        due again.  Call it after ``put`` and periodically (a beat or cron task).  Use
+        either ``dispatch`` or ``run`` on one database, not both.
+        """
+        if type(limit) is not int or limit < 1:
+            raise smtpx.UsageError(f"limit must be an int >= 1, not {limit!r}")
+        now = self._clock()
+        with storage_errors():
+            self._store.recover(now, started_before=now - self.lease)
+            _, files = self._store.expire(now)
+            for name in files:
+                self._bodies.remove(name)
+            jobs = self._store.due(now, limit, ())
+        for done, job in enumerate(jobs):
+            try:
+                queued = enqueue(job.attempt)
+                if inspect.isawaitable(queued):
+                    await queued
+            except BaseException:
+                with storage_errors():  # not queued: due again at once
+                    for left in jobs[done:]:
+                        self._store.abandon(left, now, now)
+                raise
+        return len(jobs)
+
+    async def deliver(
+        self, attempt: int, via: smtpx.Client | smtpx.Pool
+    ) -> dict[str, State] | None:
+        """Deliver one attempt that ``dispatch`` handed out, through ``via``, recording
+        each recipient's outcome as ``run`` does (the end marker before the end of the
+        message, every verdict after the reply).  Returns each recipient's state
+        afterwards; None when the attempt is not this worker's to send: another
+        ``deliver`` took it first (a task run twice, or run again after its worker
+        died mid-send), or ``dispatch`` took it back after its lease.
+        """
+        if not isinstance(via, smtpx.Client | smtpx.Pool):
+            raise smtpx.UsageError(f"deliver() sends through a Client or a Pool, not {via!r}")
+        with storage_errors():
+            job = self._store.take(attempt, self._clock())
+        if job is None:
+            return None
+        worker = self._worker(via, 1, 0.0)
+        try:
+            # well inside the lease: a send still under way is never taken back
+            async with asyncio.timeout(self.lease / 2):
+                await worker.deliver(job)
+        except TimeoutError:
+            logger.warning(
+                "attempt %d: still sending after %.0fs, stopped", attempt, self.lease / 2
+            )
+        with storage_errors():
+            status = self._store.status(job.message_id)
+        if status is None:
+            return None
+        return {r.address: r.state for r in status.recipients if r.address in job.recipients}
+
+    def _worker(self, via: smtpx.Client | smtpx.Pool, concurrency: int, grace: float) -> Worker:
+        return Worker(
+            store=self._store,
+            bodies=self._bodies,
+            via=via,
+            concurrency=concurrency,
+            policy=self.retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            poll_interval=self.poll_interval,
+            wake=self._wake,
+            stop=self._stop,
+            grace=grace,
+        )
 
     def stop(self) -> None:
         """Ask ``run`` to return: it claims nothing new and lets attempts under way end."""

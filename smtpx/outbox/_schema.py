@@ -13,6 +13,8 @@ from pathlib import Path
 
 from smtpx.errors import UsageError
 
+__all__ = ["MIGRATIONS", "SCHEMA", "VERSION", "connect"]
+
 VERSION = 1
 
 _STATES = "'pending', 'deferred', 'accepted', 'refused', 'delivery_unknown', 'expired'"

@@ -10,6 +10,7 @@ one ``fsync``.
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ from smtpx.outbox._values import (
     State,
     Verdict,
 )
+
+__all__ = ["Job", "Store"]
 
 
 @attrs.frozen
@@ -111,23 +114,62 @@ class Store:
 
     # -- the worker's cycle ---------------------------------------------------------------
 
-    def recover(self, now: float) -> tuple[int, int]:
+    def recover(self, now: float, started_before: float | None = None) -> tuple[int, int]:
         """After a worker stopped mid-attempt: a recipient whose end may have left becomes
-        ``delivery_unknown``; any other goes back to be sent.  Returns both counts."""
+        ``delivery_unknown``; any other goes back to be sent.  Returns both counts.
+
+        Every attempt not ended, or (``started_before``) only those whose lease began
+        before then: the attempts of workers that share the database stay theirs."""
+        before = math.inf if started_before is None else started_before
         with self._transaction() as db:
             unknown = db.execute(
                 "UPDATE recipient SET state = 'delivery_unknown', due = NULL, attempt = NULL,"
                 " end_written = 0, error = 'DeliveryUnknown', code = NULL, enhanced = NULL,"
-                " reason = NULL, text = ?, updated = ?"
-                " WHERE attempt IS NOT NULL AND end_written = 1",
-                (_STOPPED_AFTER_END, now),
+                " reason = NULL, text = ?, updated = ? WHERE end_written = 1 AND attempt IN"
+                " (SELECT id FROM attempt WHERE ended IS NULL AND started < ?)",
+                (_STOPPED_AFTER_END, now, before),
             ).rowcount
             back = db.execute(
-                "UPDATE recipient SET attempt = NULL, updated = ? WHERE attempt IS NOT NULL",
-                (now,),
+                "UPDATE recipient SET attempt = NULL, updated = ? WHERE attempt IN"
+                " (SELECT id FROM attempt WHERE ended IS NULL AND started < ?)",
+                (now, before),
             ).rowcount
-            db.execute("UPDATE attempt SET ended = ? WHERE ended IS NULL", (now,))
+            db.execute(
+                "UPDATE attempt SET ended = ? WHERE ended IS NULL AND started < ?", (now, before)
+            )
         return unknown, back
+
+    def take(self, attempt: int, now: float) -> Job | None:
+        """The job of an attempt ``due`` claimed, for the one worker that delivers it.
+
+        The claimed attempt ends and a new one, whose lease starts now, takes its
+        recipients: a second ``take`` of the same attempt (a task queue delivering the
+        task twice, or again after its worker died mid-send) gets None, so it can never
+        send what the first may be sending.  None too when the attempt was taken back."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT a.message_id, m.sender FROM attempt a JOIN message m"
+                " ON m.id = a.message_id WHERE a.id = ? AND a.ended IS NULL",
+                (attempt,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE attempt SET ended = ? WHERE id = ?", (now, attempt))
+            rows = db.execute(
+                "SELECT address, attempts FROM recipient WHERE attempt = ? ORDER BY position",
+                (attempt,),
+            ).fetchall()
+            if not rows:
+                return None
+            taken = db.execute(
+                "INSERT INTO attempt (message_id, started) VALUES (?, ?)", (row[0], now)
+            ).lastrowid
+            assert taken is not None
+            db.execute(
+                "UPDATE recipient SET attempt = ?, updated = ? WHERE attempt = ?",
+                (taken, now, attempt),
+            )
+        return _job(row[0], row[1], rows, taken)
 
     def expire(self, now: float) -> tuple[int, list[str]]:
         """Recipients still to send whose message is past ``expires`` become ``expired``.
@@ -205,13 +247,7 @@ class Store:
                 " updated = ? WHERE message_id = ? AND address = ?",
                 [(attempt, now, message_id, address) for address, _ in rows],
             )
-        return Job(
-            message_id=message_id,
-            sender=sender[0],
-            recipients=tuple(address for address, _ in rows),
-            attempts={address: count + 1 for address, count in rows},
-            attempt=attempt,
-        )
+        return _job(message_id, sender[0], [(a, count + 1) for a, count in rows], attempt)
 
     def mark_end(self, attempt: int, recipients: Iterable[str], now: float) -> None:
         """Record, durably, that this attempt's end may reach ``recipients`` from now on."""
@@ -380,6 +416,17 @@ class Store:
 
     def integrity(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _job(message_id: int, sender: str, rows: list[tuple[str, int]], attempt: int) -> Job:
+    """The job of an attempt: ``rows`` are (address, attempts, this one included)."""
+    return Job(
+        message_id=message_id,
+        sender=sender,
+        recipients=tuple(address for address, _ in rows),
+        attempts=dict(rows),
+        attempt=attempt,
+    )
 
 
 _STOPPED_AFTER_END = (

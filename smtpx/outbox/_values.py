@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+__all__ = ["Failure", "MessageStatus", "OutboxStats", "RecipientStatus", "State", "Verdict"]
+
 
 class State(enum.Enum):
     """Where one recipient of a stored message stands.

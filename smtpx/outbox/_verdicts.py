@@ -26,6 +26,8 @@ from collections.abc import Collection, Mapping
 import smtpx
 from smtpx.outbox._values import Failure, State, Verdict
 
+__all__ = ["verdicts"]
+
 # Failures of the connection's set-up: they say nothing about the message or recipients.
 SESSION_FAILURES = (
     smtpx.AuthError,

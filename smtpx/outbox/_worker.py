@@ -25,6 +25,8 @@ from smtpx.outbox._store import Job, Store
 from smtpx.outbox._values import State, Verdict
 from smtpx.outbox._verdicts import verdicts
 
+__all__ = ["Worker"]
+
 logger = logging.getLogger("smtpx.outbox")
 
 Sender = smtpx.Client | smtpx.Pool
@@ -82,7 +84,7 @@ class Worker:
                 if not self.stop.is_set():
                     free = self.concurrency - len(self.tasks)
                     for job in self.store.due(now, free, set(self.tasks.values())):
-                        task = asyncio.create_task(self._deliver(job))
+                        task = asyncio.create_task(self.deliver(job))
                         self.tasks[task] = job.message_id
                 if self.stop.is_set():
                     return
@@ -136,7 +138,8 @@ class Worker:
         for name in files:
             self.bodies.remove(name)
 
-    async def _deliver(self, job: Job) -> None:
+    async def deliver(self, job: Job) -> None:
+        """One attempt of a claimed job: send, and record each recipient's outcome."""
         end_written: set[str] = set()
 
         def before_end(recipients: tuple[str, ...]) -> None:

@@ -29,6 +29,8 @@ from smtpx.protocol.session import Session
 from smtpx.protocol.states import SessionClosed, State
 from smtpx.results import Success
 
+__all__ = ["Action", "Flow", "ReplyFlow", "Steps", "StepsFlow", "ok"]
+
 T = TypeVar("T")
 
 
@@ -115,7 +117,7 @@ class Flow(Generic[T]):
                 # is the error, naming the command the flow was about to send
                 error = self._stopped()
                 if error.command is None:
-                    error.command, error.recipient = closed.command, closed.recipient
+                    e.enrich(error, command=closed.command, recipient=closed.recipient)
                 return self._fail(error)
             except e.SMTPError as error:
                 return self._fail(error)

@@ -15,6 +15,8 @@ from smtpx._reply import Reply
 from smtpx.errors import ProtocolError
 from smtpx.protocol.limits import MAX_LINE_LENGTH, MAX_LINES, MAX_UNREAD
 
+__all__ = ["ReplyFramer"]
+
 # Most replies repeat byte for byte ("250 2.1.5 Ok"); a Reply is an immutable value,
 # so an equal reply can be handed out again instead of parsed again.
 _CACHE: dict[bytes, Reply] = {}

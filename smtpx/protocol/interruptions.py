@@ -40,6 +40,8 @@ from smtpx._commands import Command
 from smtpx.protocol.ledger import Entry, Ledger
 from smtpx.results import Success
 
+__all__ = ["Fate", "Interruption", "Verdict", "verdict"]
+
 
 class Interruption(enum.Enum):
     """What ended the session without a reply."""
@@ -120,13 +122,15 @@ class Verdict:
             error = e.recipients_refused(refused, command=Command.RCPT)
         else:
             error = self._plain_error()
-        error.rejected = {**refused, **error.rejected}
-        error.undelivered = tuple(
-            r
-            for r in self.recipients
-            if r not in refused and not isinstance(self.answered.get(r), Success)
+        return e.enrich(
+            error,
+            rejected={**refused, **error.rejected},
+            undelivered=(
+                r
+                for r in self.recipients
+                if r not in refused and not isinstance(self.answered.get(r), Success)
+            ),
         )
-        return error
 
     def _plain_error(self) -> e.SMTPError:
         what, phase = self.what, self.phase

@@ -18,6 +18,8 @@ from smtpx._commands import Command
 from smtpx._reply import Reply
 from smtpx.results import Success
 
+__all__ = ["Entry", "Ledger", "Transaction", "WriteState"]
+
 
 class WriteState(enum.Enum):
     """How much of an entry has been handed to the transport."""

@@ -5,6 +5,8 @@ The reply framer, the strict reply parser and the I/O edges read them from here.
 
 from __future__ import annotations
 
+__all__ = ["MAX_LINES", "MAX_LINE_LENGTH", "MAX_UNREAD", "WRITE_SLICE"]
+
 # RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets; real servers exceed it in
 # EHLO and banner lines, so we allow 1000 (the text-line limit) and no more.
 MAX_LINE_LENGTH = 1000

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from smtpx._secret import Secret
 from smtpx.errors import InvalidEnvelope, InvalidMessage
 
+__all__ = ["check_payload", "command_line", "parse_extensions", "secret_line"]
+
 # Any C0 control or DEL in a command line could end it early and inject another.
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 

@@ -26,6 +26,8 @@ from smtpx.protocol.session import Session
 from smtpx.protocol.states import SessionStateError
 from smtpx.results import SendResult, StartData, Success
 
+__all__ = ["CHUNK_IN_PIPELINE", "MailFlow", "mail_options"]
+
 # Up to this size, the message goes in the same write as MAIL and RCPT (one round
 # trip in all) even though every recipient might refuse it; above, sending it takes
 # longer than a round trip anyway, so it waits for the RCPT replies.
@@ -100,9 +102,8 @@ class MailFlow(Flow[SendResult]):
             error = nothing.error()
         else:
             error = super().stopped()
-        error.rejected = dict(self.rejected)
-        error.undelivered = tuple(r for r in self.envelope.recipients if r not in self.rejected)
-        return error
+        undelivered = (r for r in self.envelope.recipients if r not in self.rejected)
+        return e.enrich(error, rejected=self.rejected, undelivered=undelivered)
 
     def steps(self) -> Steps[SendResult]:
         session, envelope = self.session, self.envelope
@@ -126,8 +127,11 @@ class MailFlow(Flow[SendResult]):
                 self._check_someone_accepted()
                 reply = yield from self._message()
         except e.SMTPError as error:
-            error.rejected = {**self.rejected, **error.rejected}
-            error.undelivered = tuple(r for r in envelope.recipients if r not in self.rejected)
+            e.enrich(
+                error,
+                rejected={**self.rejected, **error.rejected},
+                undelivered=(r for r in envelope.recipients if r not in self.rejected),
+            )
             if mail is not None and not session.closed and not isinstance(error, _FATAL):
                 yield from self._reset(error)
             raise

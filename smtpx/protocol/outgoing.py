@@ -12,6 +12,8 @@ from collections import deque
 from smtpx._secret import Secret
 from smtpx.protocol.ledger import Entry
 
+__all__ = ["Outgoing"]
+
 
 class Outgoing:
     """A queue of ledger entries whose octets are not all handed out yet."""

@@ -48,6 +48,8 @@ from smtpx.protocol.states import (
 )
 from smtpx.results import AuthChallenge, Authenticated
 
+__all__ = ["Session"]
+
 _CLOSING = (e.ServiceUnavailable, e.ProtocolError)  # 421, or the session is out of step
 
 # Enum members read on every command and reply, as module constants: on Python 3.11

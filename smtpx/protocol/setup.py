@@ -18,6 +18,8 @@ from smtpx.protocol.ledger import Entry
 from smtpx.protocol.session import Session
 from smtpx.results import AuthChallenge, Authenticated, Ready, Success
 
+__all__ = ["AuthFlow", "SetupFlow", "StartTLS", "hello", "secure"]
+
 # Mechanisms we implement, best first.  Over TLS the password is protected by the
 # channel, so PLAIN is preferred; without TLS (explicit opt-in only), CRAM-MD5 at
 # least keeps the password itself off the wire.

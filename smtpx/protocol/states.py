@@ -16,6 +16,16 @@ import enum
 from smtpx._commands import Command
 from smtpx.errors import UsageError
 
+__all__ = [
+    "BARRIERS",
+    "ISSUE",
+    "REPLY_MOVES",
+    "Intent",
+    "SessionClosed",
+    "SessionStateError",
+    "State",
+]
+
 
 class State(enum.Enum):
     # Members are singletons compared by identity: hash them by identity too (C speed;

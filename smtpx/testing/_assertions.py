@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from smtpx.testing._server import ReceivedMessage, ScriptedServer
 
+__all__ = ["assert_not_sent", "assert_sent"]
+
 
 def _matching(
     server: ScriptedServer,

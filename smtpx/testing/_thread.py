@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from smtpx.loopthread import LoopThread
 from smtpx.testing._server import ScriptedServer
+
+__all__ = ["serve_in_thread"]
 
 
 @contextlib.contextmanager
@@ -31,26 +32,12 @@ def serve_in_thread(
         server = ScriptedServer(**kwargs)
     elif kwargs:
         raise TypeError("give a server or ScriptedServer arguments, not both")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="smtpx-scripted-server", daemon=True)
-    thread.start()
+    runner = LoopThread("smtpx-scripted-server")
     try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+        runner.run(server.start(), timeout=10)
         yield server
     finally:
         try:
-            asyncio.run_coroutine_threadsafe(_shutdown(server), loop).result(timeout=10)
+            runner.run(server.stop(), timeout=10)  # runner.stop() cancels what is left
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            if not thread.is_alive():
-                loop.close()
-
-
-async def _shutdown(server: ScriptedServer) -> None:
-    await server.stop()
-    current = asyncio.current_task()
-    rest = [task for task in asyncio.all_tasks() if task is not current]
-    for task in rest:
-        task.cancel()
-    await asyncio.gather(*rest, return_exceptions=True)
+            runner.stop(timeout=10)
