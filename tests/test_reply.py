@@ -107,29 +107,33 @@ def test_undecodable_text_in_a_multiline_reply_is_replaced() -> None:
     assert Reply.parse(b"250-\xff\r\n250 ok\r\n").lines == ("\ufffd", "ok")
 
 
+LAST = "a reply's last line must read 'NNN text' and every other 'NNN-text'"
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
         (b"", "empty reply"),
-        (b"25\r\n", "does not start with a three-digit code"),
-        (b"2x0 x\r\n", "does not start with a three-digit code"),
-        (b" 250 x\r\n", "does not start with a three-digit code"),
-        (b"250-a\r\n25 b\r\n", "does not start with a three-digit code"),
+        (b"25\r\n", "reply line does not start with a three-digit code"),
+        (b"2x0 x\r\n", "reply line does not start with a three-digit code"),
+        (b" 250 x\r\n", "reply line does not start with a three-digit code"),
+        (b"250-a\r\n25 b\r\n", "reply line does not start with a three-digit code"),
         (b"199 x\r\n", "reply code 199 is outside 200-599"),
         (b"600 x\r\n", "reply code 600 is outside 200-599"),
         (b"250-a\r\n600 b\r\n", "reply code 600 is outside 200-599"),
         (b"250-a\r\n251 b\r\n", "continuation line has code 251, first line had 250"),
-        (b"250-a\r\n250-b\r\n", "last line must read 'NNN text' and every other 'NNN-text'"),
-        (b"250 a\r\n250 b\r\n", "last line must read 'NNN text' and every other 'NNN-text'"),
-        (b"250xa\r\n250 b\r\n", "last line must read 'NNN text' and every other 'NNN-text'"),
-        (b"250-a\r\n250xb\r\n", "last line must read 'NNN text' and every other 'NNN-text'"),
-        (b"250-a\r\n", "last line must read 'NNN text' and every other 'NNN-text'"),
+        (b"250-a\r\n250-b\r\n", LAST),
+        (b"250 a\r\n250 b\r\n", LAST),
+        (b"250xa\r\n250 b\r\n", LAST),
+        (b"250-a\r\n250xb\r\n", LAST),
+        (b"250-a\r\n", LAST),
+        (b"250-a\n2", "reply line does not start with a three-digit code"),  # "\n" not last
     ],
 )
 def test_malformed_replies_are_protocol_errors_with_their_bytes(raw: bytes, message: str) -> None:
     with pytest.raises(ProtocolError) as raised:
         Reply.parse(raw)
-    assert message in str(raised.value)
+    assert raised.value.detail == message
     assert raised.value.raw == raw
 
 

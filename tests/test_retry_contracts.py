@@ -169,6 +169,26 @@ def test_hints_in_every_unit(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("lines", "seconds"),
+    [
+        (("greylisted, try again in", "300 seconds"), 300.0),  # the lines read as one text
+        (("retry later, our systems are busy right now;", "wait 120 seconds"), 120.0),
+        (("try again, ticket S77714; retry in 60 seconds",), 60.0),  # the next words count
+    ],
+)
+def test_a_hint_is_read_across_lines_and_past_words_without_one(
+    lines: tuple[str, ...], seconds: float
+) -> None:
+    error = classify(Command.RCPT, Reply(450, lines))
+    assert server_hint(error) == seconds
+
+
+def test_a_virtual_clock_starts_at_zero() -> None:
+    clock = VirtualClock()
+    assert clock.now == 0.0 and clock.monotonic() == 0.0 and clock.sleeps == []
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "mailbox busy",
