@@ -180,6 +180,7 @@ def test_a_hint_is_read_across_lines_and_past_words_without_one(
     lines: tuple[str, ...], seconds: float
 ) -> None:
     error = classify(Command.RCPT, Reply(450, lines))
+    assert isinstance(error, smtpx.SMTPError)
     assert server_hint(error) == seconds
 
 
