@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import types
 from typing import Any
 
 import pytest
@@ -341,6 +342,9 @@ def test_reasons_of_an_error_and_the_refusals_it_gathers() -> None:
     assert smtpx.retry.reasons_of(gathered) == {R.OTHER, R.GREYLISTED, R.RATE_LIMITED}
     assert smtpx.retry.reasons_of(grey) == {R.GREYLISTED}
     assert smtpx.retry.reasons_of(ValueError("x")) == set()
+    # something that does not say it is retryable is not walked
+    gathered.rejected = {"d@x": types.SimpleNamespace(reason=R.BLOCKLISTED)}  # type: ignore[dict-item]
+    assert smtpx.retry.reasons_of(gathered) == {R.OTHER}
     # a refusal that names itself among its refusals is not walked twice
     grey.rejected = {"a@x": grey}
     assert smtpx.retry.reasons_of(grey) == {R.GREYLISTED}
