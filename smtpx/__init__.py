@@ -11,10 +11,14 @@ import logging as _logging
 from smtpx import (
     _classify,
     _commands,
+    _compose,
+    _dry_run,
+    _dsn,
     _end_of_message,
     _enhanced,
     _explain,
     _message,
+    _oauth,
     _reasons,
     _reply,
     _secret,
@@ -35,10 +39,14 @@ from smtpx import codes as codes
 # F403: a star import takes exactly the module's __all__, which is the point here.
 from smtpx._classify import *  # noqa: F403
 from smtpx._commands import *  # noqa: F403
+from smtpx._compose import *  # noqa: F403
+from smtpx._dry_run import *  # noqa: F403
+from smtpx._dsn import *  # noqa: F403
 from smtpx._end_of_message import *  # noqa: F403
 from smtpx._enhanced import *  # noqa: F403
 from smtpx._explain import *  # noqa: F403
 from smtpx._message import *  # noqa: F403
+from smtpx._oauth import *  # noqa: F403
 from smtpx._reasons import *  # noqa: F403
 from smtpx._reply import *  # noqa: F403
 from smtpx._secret import *  # noqa: F403
@@ -56,10 +64,14 @@ from smtpx.sync import *  # noqa: F403
 __all__: list[str] = []
 __all__ += _classify.__all__
 __all__ += _commands.__all__
+__all__ += _compose.__all__
+__all__ += _dry_run.__all__
+__all__ += _dsn.__all__
 __all__ += _end_of_message.__all__
 __all__ += _enhanced.__all__
 __all__ += _explain.__all__
 __all__ += _message.__all__
+__all__ += _oauth.__all__
 __all__ += _reasons.__all__
 __all__ += _reply.__all__
 __all__ += _secret.__all__

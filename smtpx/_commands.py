@@ -19,6 +19,10 @@ class Command(enum.Enum):
     the part of ``DATA_END``.
     """
 
+    # Members are singletons compared by identity: hash them by identity too (C speed;
+    # Enum's own __hash__ is Python code, and every reply looks its command up).
+    __hash__ = object.__hash__
+
     CONNECT = "CONNECT"
     EHLO = "EHLO"
     HELO = "HELO"

@@ -19,6 +19,7 @@ Opening the connection (``Network``) and translating its failures live in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from smtpx._transcript import log_entry, log_reply
 from smtpx.protocol.flow import Action, Flow
 from smtpx.protocol.interruptions import Interruption
 from smtpx.protocol.ledger import Entry
-from smtpx.protocol.limits import WRITE_SLICE
+from smtpx.protocol.limits import WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW, WRITE_SLICE
 from smtpx.protocol.session import Session
 
 __all__ = ["Connection", "Network", "open_connection"]
@@ -96,6 +97,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
+        _keep_the_socket_full(self.transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_into
@@ -118,6 +120,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self._drop_timer()
         if self.cause is None:
             self.cause = exc or ConnectionResetError("the server closed the connection")
         if not self.session.closed:
@@ -249,7 +252,8 @@ class Connection(asyncio.BufferedProtocol):
         self._done = done
         self._advance()
         if not done.done():
-            self._timer = loop.call_at(self._deadline, self._expire)
+            if self._timer is None:  # else the armed timer finds the new deadline
+                self._timer = loop.call_at(self._deadline, self._expire)
             try:
                 await done
             except asyncio.CancelledError as cancel:
@@ -269,19 +273,27 @@ class Connection(asyncio.BufferedProtocol):
         return done.result()
 
     def _finish(self) -> None:
+        # The read timer stays armed: the next exchange moves the deadline instead of
+        # making and cancelling a timer of its own (back-to-back sends on a busy
+        # connection would otherwise cost a timer each).  A timer that fires between
+        # exchanges lets itself go.
         self._flow = None
         self._hook = None
+        if self.lost:
+            self._drop_timer()
+
+    def _drop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _expire(self) -> None:
-        if self._flow is None:
-            return
+        self._timer = None
+        if self._flow is None or self.lost:
+            return  # between exchanges: the next one arms a timer again
         if self._loop.time() < self._deadline:  # octets moved since: wait on
             self._timer = self._loop.call_at(self._deadline, self._expire)
             return
-        self._timer = None
         self.interrupt(Interruption.READ_TIMEOUT, f"no reply within timeout={self.timeout}s")
 
     def _advance(self) -> None:
@@ -349,6 +361,7 @@ class Connection(asyncio.BufferedProtocol):
         except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
             self.interrupt(Interruption.TLS_ERROR, str(exc) or type(exc).__name__)
             raise tls_error(exc) from exc
+        _keep_the_socket_full(self.transport)
         self.session.tls_established()
 
     # -- the transcript ---------------------------------------------------------------
@@ -369,6 +382,13 @@ class Connection(asyncio.BufferedProtocol):
             entry = unanswered.pop(0)
             assert entry.reply is not None and entry.result is not None
             log_reply(entry.command, entry.reply, entry.result)
+
+
+def _keep_the_socket_full(transport: asyncio.Transport | None) -> None:
+    if transport is None:
+        return
+    with contextlib.suppress(NotImplementedError):  # a transport without flow control
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
 
 
 async def open_connection(

@@ -106,6 +106,8 @@ _PLAIN = re.compile(
 
 def addresses(values: list[bytes], field: str) -> list[str]:
     """The addresses in one field's raw values, in order; ``InvalidEnvelope`` on a control."""
+    if not values:  # the field is absent (Sender, Cc, Bcc, usually)
+        return []
     if any(_CONTROL.search(value) for value in values):
         raise InvalidEnvelope(f"the {field} header contains a control character")
     found: list[str] = []

@@ -24,6 +24,7 @@ import attrs
 
 from smtpx._address import check_address, needs_smtputf8
 from smtpx._data import dot_stuff, normalize
+from smtpx._dsn import DSN
 from smtpx._headers import (
     ENVELOPE_FIELDS,
     addresses,
@@ -32,12 +33,22 @@ from smtpx._headers import (
     field_values,
     header_block,
 )
-from smtpx.errors import InvalidEnvelope, InvalidMessage
+from smtpx.errors import InvalidEnvelope, InvalidMessage, UsageError
 
-__all__ = ["Envelope", "MessageInput", "prepare"]
+__all__ = ["ComposedMessage", "Envelope", "MessageInput", "prepare"]
 
 MessageInput = EmailMessage | Message | bytes | str
 """What ``send()`` and ``prepare()`` take as a message: an email object, bytes or text."""
+
+
+class ComposedMessage(EmailMessage):
+    """An ``EmailMessage`` made by ``smtpx.compose``, whose Bcc recipients travel beside
+    it (``bcc``) instead of in a header: its bytes never name them, and ``send()`` puts
+    them in the envelope."""
+
+    def __init__(self, policy: email.policy.Policy | None = None) -> None:
+        super().__init__(policy=policy)
+        self.bcc: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -49,6 +60,12 @@ class Envelope:
     data: bytes  # CRLF line endings, ending with CRLF, Bcc removed: what SIZE and BDAT carry
     smtputf8: bool  # an address or a header needs SMTPUTF8
     eight_bit: bool  # the content has octets over 127 (BODY=8BITMIME)
+    #: Delivery status notifications to ask for (RFC 3461), and whether a server without
+    #: DSN is an error (``ExtensionRequired``) or the request is left out.
+    dsn: DSN | None = None
+    dsn_required: bool = True
+    #: REQUIRETLS (RFC 8689): the message travels only over TLS, all the way.
+    require_tls: bool = False
 
     @property
     def payload(self) -> bytes:
@@ -64,9 +81,17 @@ def prepare(
     recipients: Iterable[str] | None = None,
     add_missing_headers: bool = True,
     local_hostname: str | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
 ) -> Envelope:
     """Build the envelope; raise ``InvalidEnvelope`` or ``InvalidMessage`` before anything
     is sent.
+
+    ``dsn`` (a ``smtpx.DSN``) asks for delivery status notifications, which go out only
+    to a server that offers DSN (else ``ExtensionRequired``; with ``dsn_required=False``
+    the message goes without them).  ``require_tls`` adds REQUIRETLS (RFC 8689) to MAIL
+    FROM: only over TLS, to a server that offers it (else ``ExtensionRequired``).
 
     With ``add_missing_headers`` (the default), a message without a ``Date`` or a
     ``Message-ID`` header gets one, written above its first header; the rest of the
@@ -74,6 +99,7 @@ def prepare(
     a dotted domain name other than ``localhost``, else the sender's domain, else a
     random name under ``.invalid`` (RFC 2606).  A caller's own headers are kept.
     """
+    _check_options(dsn, dsn_required, require_tls)
     if isinstance(message, str):
         message = _utf8(message)
     # normalize() refuses NUL and over-long lines before anything is sent
@@ -125,6 +151,8 @@ def prepare(
             for name in ("To", "Cc", "Bcc")
             for address in _addresses(fields, name)
         ]
+        if isinstance(message, ComposedMessage):
+            rcpts += [(address, "bcc recipient") for address in message.bcc]
     else:
         if isinstance(recipients, str):
             raise InvalidEnvelope("recipients must be a list of addresses, not one str")
@@ -153,7 +181,18 @@ def prepare(
         data=data,
         smtputf8=needs_smtputf8(sender) or any(map(needs_smtputf8, unique)) or not head.isascii(),
         eight_bit=not data.isascii(),
+        dsn=dsn,
+        dsn_required=dsn_required,
+        require_tls=require_tls,
     )
+
+
+def _check_options(dsn: object, dsn_required: object, require_tls: object) -> None:
+    if dsn is not None and not isinstance(dsn, DSN):
+        raise UsageError(f"dsn must be a smtpx.DSN or None, not {type(dsn).__name__}")
+    for name, flag in (("dsn_required", dsn_required), ("require_tls", require_tls)):
+        if not isinstance(flag, bool):
+            raise UsageError(f"{name} must be True or False, not {flag!r}")
 
 
 def _utf8(message: str) -> bytes:
@@ -258,16 +297,23 @@ def _missing_headers(
     """The Date and Message-ID lines the message lacks, CRLF-terminated, ASCII."""
     lines = []
     if "date" not in present:
-        lines.append(f"Date: {_date(int(_now()))}\r\n")
+        lines.append(f"Date: {date_now()}\r\n")
     if "message-id" not in present:
-        domain = (
-            _usable_domain(local_hostname)
-            or _usable_domain(sender.rpartition("@")[2])
-            or next(filter(None, map(_usable_domain, _from_domains(fields))), None)
-            or f"{secrets.token_hex(6)}.invalid"
-        )
-        lines.append(f"Message-ID: {make_msgid(domain=domain)}\r\n")
+        domains = (local_hostname, sender.rpartition("@")[2], *_from_domains(fields))
+        lines.append(f"Message-ID: {new_message_id(*domains)}\r\n")
     return "".join(lines).encode("ascii")
+
+
+def date_now() -> str:
+    """A Date value for now (RFC 5322 §3.3), in UTC."""
+    return _date(int(_now()))
+
+
+def new_message_id(*domains: str | None) -> str:
+    """A new Message-ID, ``<...@domain>``: the first of ``domains`` fit for one (a dotted
+    name, not ``localhost``, not an address), else a random name under ``.invalid``."""
+    domain = next(filter(None, map(_usable_domain, domains)), None)
+    return make_msgid(domain=domain or f"{secrets.token_hex(6)}.invalid")
 
 
 def _from_domains(fields: dict[str, list[bytes]]) -> list[str]:

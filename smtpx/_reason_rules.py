@@ -1,3 +1,4 @@
+# Long on purpose (~700 lines): one data table of rules, read top to bottom; order matters.
 """The rules behind ``explain``: what real servers' replies say, and where that is documented.
 
 Read top to bottom; the first rule that matches decides.  Order matters where

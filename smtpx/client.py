@@ -2,9 +2,11 @@
 
 Each method states an intent to the session core (``smtpx.protocol``) and returns
 the reply's typed success result or raises its typed error; ``send()`` drives a
-whole transaction and reports each recipient.  The asyncio edge (``smtpx._edge``)
-moves the octets and translates every ``ssl``, ``OSError`` and asyncio failure
-into an ``smtpx`` error, with the original kept as ``__cause__``.
+whole transaction and reports each recipient.  Connecting and sending are here; the
+methods of single commands (``ehlo`` ... ``pipeline``) and the connection's state
+are in the base class, ``smtpx._client_commands.ClientCommands``.  The asyncio edge
+(``smtpx._edge``) moves the octets and translates every ``ssl``, ``OSError`` and
+asyncio failure into an ``smtpx`` error, with the original kept as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -13,33 +15,32 @@ import asyncio
 import contextlib
 import functools
 import socket
-import ssl
-from collections.abc import Iterable, Mapping, Sequence
-from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, Unpack
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Unpack
 
 from smtpx import errors as e
-from smtpx._address import check_address, check_hostname, param_args
+from smtpx._address import check_hostname
+from smtpx._client_commands import ClientCommands
 from smtpx._commands import Command
-from smtpx._edge import Connection, open_connection
+from smtpx._compose import Recipients, message_or_compose
+from smtpx._dry_run import NOT_CONNECTED, deliver_nowhere
+from smtpx._dsn import DSN
+from smtpx._edge import open_connection
 from smtpx._message import Envelope, MessageInput, prepare
-from smtpx._network import Network
+from smtpx._oauth import OAuth2
 from smtpx._reply import Reply
+from smtpx._retry_engine import send_with_retry
 from smtpx._secret import Credentials
-from smtpx._tls import TLSMode, default_context
-from smtpx.config import ClientConfig, ClientOptions, Configured, credentials_pair, resolve_config
-from smtpx.protocol.flow import Flow, Steps, StepsFlow, ok
-from smtpx.protocol.interruptions import Verdict
-from smtpx.protocol.ledger import Entry
+from smtpx._tls import TLSMode
+from smtpx.config import ClientConfig, ClientOptions, resolve_config
 from smtpx.protocol.mail import MailFlow
 from smtpx.protocol.session import Session
-from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS, hello, secure
-from smtpx.results import Authenticated, Ready, SendResult, Success
-from smtpx.retry import RetryPolicy, send_with_retry
+from smtpx.protocol.setup import SetupFlow, StartTLS
+from smtpx.results import Ready, SendResult
+from smtpx.retry import RetryPolicy
 
 __all__ = ["Client", "send"]
-
-T = TypeVar("T")
 
 _STARTTLS_MODE = {
     TLSMode.STARTTLS: StartTLS.REQUIRE,
@@ -54,7 +55,7 @@ def _fqdn() -> str:
     return socket.getfqdn()
 
 
-class Client(Configured):
+class Client(ClientCommands):
     """An SMTP client session.  Use as ``async with Client(...) as client:``.
 
     Takes a host and keyword options, or one ``ClientConfig``; every option is
@@ -82,46 +83,9 @@ class Client(Configured):
         config: ClientConfig | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        self.config = resolve_config(host, port, config, options)
-        self._local_hostname = self.config.local_hostname  # resolved on connect when None
-        self._tls_context = self.config.tls_context
-        self._session: Session | None = None
-        self._connection: Connection | None = None
-        self._network: Network | None = None
-        self._total: asyncio.Timeout | None = None  # the total time-out of the send under way
+        super().__init__(resolve_config(host, port, config, options))
         self._lock = asyncio.Lock()
         self.greeting: Reply | None = None
-
-    # The options, read from the config (frozen: make a new Client to change one).
-
-    @property
-    def timeout(self) -> float:
-        return self.config.timeout
-
-    @property
-    def total_timeout(self) -> float | None:
-        return self.config.total_timeout
-
-    @property
-    def allow_plaintext_auth(self) -> bool:
-        return self.config.allow_plaintext_auth
-
-    @property
-    def transcript(self) -> bool:
-        return self.config.transcript
-
-    @property
-    def chunking(self) -> bool:
-        return self.config.chunking
-
-    @property
-    def _credentials(self) -> Credentials | None:
-        return self.config.credentials
-
-    @property
-    def local_hostname(self) -> str | None:
-        """The name given in EHLO: ``local_hostname``, or this host's FQDN once connected."""
-        return self._local_hostname
 
     def __repr__(self) -> str:
         if "config" not in self.__dict__:  # a traceback from inside __init__ shows it too
@@ -137,48 +101,6 @@ class Client(Configured):
         """The lock ``send()`` holds: take it to run other steps between sends."""
         return self._lock
 
-    @property
-    def session(self) -> Session | None:
-        """The ``smtpx.protocol.Session`` of the current connection (None before the first)."""
-        return self._session
-
-    @property
-    def verdict(self) -> Verdict | None:
-        """What the last interruption of the current session meant for each recipient."""
-        return self._session.verdict if self._session is not None else None
-
-    @property
-    def connected(self) -> bool:
-        return self._connection is not None and self._connection.connected
-
-    @property
-    def encrypted(self) -> bool:
-        return self.connected and self._session is not None and self._session.encrypted
-
-    @property
-    def ssl_object(self) -> ssl.SSLObject | None:
-        """The TLS connection's ``ssl.SSLObject`` (certificate, cipher), None in plaintext."""
-        connection = self._connection
-        if connection is None or connection.transport is None or not self.connected:
-            return None
-        info = connection.transport.get_extra_info("ssl_object")
-        return info if isinstance(info, ssl.SSLObject) else None
-
-    @property
-    def extensions(self) -> Mapping[str, str]:
-        """The ESMTP extensions of the last EHLO, lower-cased names (``size``, ``pipelining``).
-
-        A read-only view, not a copy: ``send()`` consults it several times per message."""
-        if self._session is None:
-            return MappingProxyType({})
-        return self._session.extensions
-
-    @property
-    def auth_mechanisms(self) -> tuple[str, ...]:
-        if self._session is None:
-            return ()
-        return self._session.auth_mechanisms
-
     async def __aenter__(self) -> Client:
         await self.connect()
         return self
@@ -191,13 +113,12 @@ class Client(Configured):
     ) -> None:
         await self.quit()
 
-    def _context(self) -> ssl.SSLContext:
-        if self._tls_context is None:
-            self._tls_context = default_context()
-        return self._tls_context
-
     async def connect(self) -> Ready:
-        """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate."""
+        """Connect, read the greeting, EHLO, secure the session per ``tls``, authenticate.
+
+        With ``dry_run=True``: nothing (a stand-in ``Ready``), as nothing is sent."""
+        if self.config.dry_run:
+            return NOT_CONNECTED
         if self.connected:
             self.close()
         if self._local_hostname is None:
@@ -215,10 +136,11 @@ class Client(Configured):
                 transcript=self.transcript,
                 probe=not implicit,
             )
+            credentials = self._credentials
             setup = SetupFlow(
                 session,
                 starttls=_STARTTLS_MODE[self.tls],
-                secret=self._credentials,
+                secret=credentials if isinstance(credentials, Credentials) else None,
                 allow_plaintext_auth=self.allow_plaintext_auth,
             )
             try:
@@ -230,6 +152,8 @@ class Client(Configured):
                     "plaintext",
                     command=Command.STARTTLS,
                 ) from error.__cause__
+            if isinstance(credentials, OAuth2):  # the provider is awaited here, not in a flow
+                await self._oauth_login(credentials)
         except BaseException:
             # A half-set-up session (no EHLO, no TLS, not authenticated) must not be
             # reused by the next send(), which only connects when not connected.
@@ -261,6 +185,9 @@ class Client(Configured):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         retry: RetryPolicy | None = None,
+        dsn: DSN | None = None,
+        dsn_required: bool = True,
+        require_tls: bool = False,
     ) -> SendResult:
         """Send ``message`` (an ``EmailMessage``, bytes or str) and report each recipient.
 
@@ -272,8 +199,15 @@ class Client(Configured):
 
         With ``retry``, transient failures are retried for the recipients that
         have not accepted yet (see ``smtpx.retry``).
+
+        ``dsn`` (``smtpx.DSN``) asks for delivery status notifications (RFC 3461): sent
+        when the server offers DSN, else ``ExtensionRequired`` (with
+        ``dsn_required=False``, the message goes without them).  ``require_tls=True``
+        adds REQUIRETLS (RFC 8689): ``ExtensionRequired`` unless the session is
+        encrypted and the server offers it.  Both are checked before MAIL FROM.
         """
-        if self._local_hostname is None:  # the EHLO name, and the domain of a Message-ID
+        if self._local_hostname is None and not self.config.dry_run:
+            # the EHLO name, and the domain of a Message-ID
             self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
         envelope = prepare(
             message,
@@ -281,14 +215,21 @@ class Client(Configured):
             recipients=recipients,
             add_missing_headers=self.config.add_missing_headers,
             local_hostname=self._local_hostname,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
         )
         async with self._lock:
-            if retry is not None:
+            if retry is not None and not self.config.dry_run:  # a dry run cannot fail
                 return await send_with_retry(self, envelope, retry)
             return await self.send_envelope(envelope)
 
     async def send_envelope(self, envelope: Envelope) -> SendResult:
-        """One attempt at a prepared envelope, within ``total_timeout`` (lock held)."""
+        """One attempt at a prepared envelope, within ``total_timeout`` (lock held).
+
+        With ``dry_run=True``, the envelope goes to the ``sink`` and nothing connects."""
+        if self.config.dry_run:
+            return deliver_nowhere(envelope, self.config.sink)
         detail = f"the send took longer than total_timeout={self.total_timeout}s"
         try:
             async with asyncio.timeout(self.total_timeout) as total:
@@ -311,222 +252,43 @@ class Client(Configured):
         finally:
             self._total = None
 
-    # -- one method per command -------------------------------------------------
-
-    async def ehlo(self) -> Success:
-        """EHLO, falling back to HELO when the server does not know EHLO (500, 502)."""
-        session = self._require()
-        return await self._run(StepsFlow(session, lambda: hello(session), "EHLO"))
-
-    async def helo(self) -> Success:
-        """HELO: the session then has no ESMTP extensions, whatever an earlier EHLO said."""
-        return await self._reply(lambda session: session.helo())
-
-    async def starttls(self) -> Ready:
-        """STARTTLS, the handshake (certificate verified), and EHLO again (RFC 3207 §4.2)."""
-        session = self._require()
-        if "starttls" not in self.extensions:
-            raise e.TLSNotOffered(command=Command.STARTTLS)
-
-        def steps() -> Steps[Ready]:
-            ready = yield from secure(session, StartTLS.REQUIRE)
-            assert ready is not None  # offered, and the session was not encrypted
-            return ready
-
-        return await self._run(StepsFlow(session, steps, "STARTTLS"))
-
-    async def login(
-        self, credentials: tuple[str, str] | Credentials | None = None
-    ) -> Authenticated:
-        """AUTH with the best mechanism both sides know; the server's reply decides.
-
-        Uses the client's ``credentials`` unless others are given here."""
-        given = credentials_pair(credentials) if credentials is not None else None
-        session = self._require()
-        flow = AuthFlow(
-            session, given or self._credentials, allow_plaintext=self.allow_plaintext_auth
-        )
-        return await self._run(flow)
-
-    async def mail(self, sender: str, options: Iterable[str] = ()) -> Success:
-        """MAIL FROM:<sender> with ESMTP parameters (``SIZE=...``, ``BODY=8BITMIME``)."""
-        options = tuple(options)
-        return await self._reply(lambda session: session.mail(sender, options))
-
-    async def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Success:
-        """RCPT TO:<recipient>; a refusal raises an error carrying ``recipient``."""
-        options = tuple(options)
-        return await self._reply(lambda session: session.rcpt(recipient, options))
-
-    @staticmethod
-    def mail_args(sender: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
-        check_address(sender, role="sender", allow_null=True)
-        return (b"MAIL", f"FROM:<{sender}>".encode(), *param_args(options))
-
-    @staticmethod
-    def rcpt_args(recipient: str, options: Iterable[str] = ()) -> tuple[bytes, ...]:
-        check_address(recipient, role="recipient")
-        return (b"RCPT", f"TO:<{recipient}>".encode(), *param_args(options))
-
-    async def data(self, message: bytes) -> Success:
-        """DATA, then the message (line endings normalised, dot-stuffed) and the final ".".
-
-        A connection lost or timed out after the message was sent raises
-        ``DeliveryUnknown``: the server may have accepted it.
-        """
-        if not isinstance(message, bytes | bytearray | memoryview):
-            raise e.InvalidMessage(
-                f"the message must be bytes, not {type(message).__name__}",
-                command=Command.DATA,
-            )
-        session = self._require()
-
-        def steps() -> Steps[Success]:
-            start = session.data()
-            yield start
-            ok(start.result)
-            end = session.data_payload(bytes(message))
-            yield end
-            return ok(end.result)
-
-        return await self._run(StepsFlow(session, steps, "DATA"))
-
-    async def bdat(self, message: bytes) -> Success:
-        """The message as one ``BDAT <size> LAST`` chunk (CHUNKING, RFC 3030).
-
-        Line endings are normalised; nothing is dot-stuffed.  Needs a server
-        that offers CHUNKING (``ExtensionRequired`` otherwise).  As with
-        ``data()``, a loss after the last octet raises ``DeliveryUnknown``.
-        """
-        if not isinstance(message, bytes | bytearray | memoryview):
-            raise e.InvalidMessage(
-                f"the message must be bytes, not {type(message).__name__}",
-                command=Command.BDAT,
-            )
-        if "chunking" not in self.extensions:
-            raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
-        return await self._reply(lambda session: session.bdat(bytes(message), last=True))
-
-    @staticmethod
-    def bdat_args(data: bytes) -> tuple[bytes, ...]:
-        return (b"BDAT", b"%d" % len(data), b"LAST")
-
-    async def rset(self) -> Success:
-        return await self._reply(lambda session: session.rset())
-
-    async def noop(self) -> Success:
-        return await self._reply(lambda session: session.noop())
-
-    async def vrfy(self, address: str) -> Success:
-        return await self._reply(lambda session: session.vrfy(address))
-
-    async def expn(self, mailing_list: str) -> Success:
-        return await self._reply(lambda session: session.expn(mailing_list))
-
-    async def help(self, topic: str | None = None) -> Success:
-        return await self._reply(lambda session: session.help(topic))
-
-    @property
-    def pipelining(self) -> bool:
-        """Whether the server advertised PIPELINING (RFC 2920) in its last EHLO."""
-        return "pipelining" in self.extensions
-
-    @property
-    def uses_chunking(self) -> bool:
-        """Whether ``send()`` uses BDAT: CHUNKING (RFC 3030) offered and ``chunking`` on."""
-        return self.chunking and "chunking" in self.extensions
-
-    async def pipeline(
-        self,
-        steps: Sequence[tuple[Command, tuple[bytes, ...], str | None]],
-        *,
-        chunk: bytes = b"",
-    ) -> list[Success | e.SMTPError]:
-        """Send several commands in one write and classify each reply against its own command.
-
-        Returns one result or error *instance* per step, in order (nothing is
-        raised for a negative reply).  A 421 ends the exchange: the server is
-        closing, so the list is then shorter than ``steps``.  A lost connection
-        or time-out raises, as for a single command.  ``chunk`` is written right
-        after the lines: the octets of a final ``BDAT`` step.
-        """
-        session = self._require()
-
-        def run() -> Steps[list[Success | e.SMTPError]]:
-            group: list[Entry] = []
-            for command, args, recipient in steps:
-                if command is Command.BDAT:
-                    last = args[-1:] == (b"LAST",)
-                    group.append(session.bdat(chunk, last=last, normalized=True))
-                else:
-                    group.append(session.command(command, *args, recipient=recipient))
-            yield tuple(group)
-            return [entry.result for entry in group if entry.result is not None]
-
-        return await self._run(StepsFlow(session, run, "pipeline"))
-
-    async def command(
-        self, command: Command, *args: bytes, recipient: str | None = None
-    ) -> Success:
-        """Send one command line and classify its reply as ``command``."""
-        return await self._reply(
-            lambda session: session.command(command, *args, recipient=recipient)
-        )
-
-    # -- driving the session over the edge ------------------------------------------
-
-    def _require(self) -> Session:
-        session = self._session
-        if session is None or not self.connected:
-            if session is not None and session.error is not None:
-                raise session.error  # what closed it: a 421, a reply out of step
-            raise e.ConnectionLost("not connected; call connect() first")
-        return session
-
-    async def _reply(self, intent: Any) -> Success:
-        """State one intent and wait for its reply: the success result, or its error."""
-        session = self._session
-        if session is None or (self._connection is None or self._connection.lost):
-            raise e.ConnectionLost("not connected; call connect() first")
-        return await self._run(StepsFlow(session, lambda: _one(session, intent), "reply"))
-
-    async def _run(self, flow: Flow[T]) -> T:
-        connection, network = self._connection, self._network
-        if connection is None or network is None:
-            raise e.ConnectionLost("not connected; call connect() first")
-        return await connection.run(
-            flow,
-            network=network,
-            host=self.host,
-            context=self._context,
-            total=self._total,
-            total_detail=f"the send took longer than total_timeout={self.total_timeout}s",
-        )
-
-
-def _one(session: Session, intent: Any) -> Steps[Success]:
-    entry = intent(session)
-    yield entry
-    return ok(entry.result)
-
 
 async def send(
-    message: MessageInput,
+    message: MessageInput | None = None,
     *,
     host: str,
     port: int | None = None,
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
+    to: Recipients | None = None,
+    subject: str | None = None,
+    text: str | None = None,
+    html: str | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
     **options: Unpack[ClientOptions],
 ) -> SendResult:
-    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``.
+    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``;
+    ``dsn``, ``dsn_required`` and ``require_tls`` those of ``Client.send``.
 
+    Instead of a message, ``sender``, ``to``, ``subject`` and ``text`` and/or ``html``
+    compose one (``smtpx.compose``); giving a message and these is a ``UsageError``.
     The connection is made by ``send`` itself, so with ``retry`` a failure to
     connect is retried too.
     """
+    message = message_or_compose(message, sender, to=to, subject=subject, text=text, html=html)
     client = Client(host, port, **options)
     try:
-        return await client.send(message, sender=sender, recipients=recipients, retry=retry)
+        return await client.send(
+            message,
+            sender=sender,
+            recipients=recipients,
+            retry=retry,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
+        )
     finally:
         await client.quit()

@@ -12,14 +12,17 @@ from __future__ import annotations
 import ipaddress
 import math
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
 import attrs
 
 from smtpx._address import check_hostname
+from smtpx._message import Envelope
+from smtpx._oauth import OAuth2
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
+from smtpx._url import config_from_env, config_from_url
 from smtpx.errors import UsageError
 
 __all__ = ["ClientConfig", "ClientOptions"]
@@ -37,9 +40,10 @@ def tls_mode(value: object) -> TLSMode:
     raise UsageError(f"tls must be a smtpx.TLSMode or one of {allowed}, not {value!r}")
 
 
-def credentials_pair(value: object) -> Credentials | None:
-    """``Credentials`` from a ``(username, password)`` pair; the password is never echoed."""
-    if value is None or isinstance(value, Credentials):
+def credentials_pair(value: object) -> Credentials | OAuth2 | None:
+    """``Credentials`` from a ``(username, password)`` pair; the password is never echoed.
+    ``Credentials`` and ``OAuth2`` are taken as they are."""
+    if value is None or isinstance(value, Credentials | OAuth2):
         return value
     if (
         isinstance(value, tuple | list)
@@ -51,7 +55,8 @@ def credentials_pair(value: object) -> Credentials | None:
     shape = f"a {type(value).__name__}" + (f" of {len(value)}" if sized else "")  # type: ignore[arg-type]
     del value  # it may hold a password: keep it out of this frame's locals in a traceback
     raise UsageError(
-        f"credentials must be a (username, password) pair of str or smtpx.Credentials, not {shape}"
+        "credentials must be a (username, password) pair of str, smtpx.Credentials or "
+        f"smtpx.OAuth2, not {shape}"
     )
 
 
@@ -107,6 +112,13 @@ def _tls_context(instance: object, attribute: attrs.Attribute[Any], value: objec
         raise UsageError(f"tls_context must be an ssl.SSLContext, not {type(value).__name__}")
 
 
+def _sink(instance: ClientConfig, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise UsageError(f"sink must be a callable taking an Envelope, not {value!r}")
+    if value is not None and not instance.dry_run:
+        raise UsageError("sink= is where a dry run puts messages: give dry_run=True with it")
+
+
 def _default_port(config: ClientConfig) -> int:
     return config.tls.default_port
 
@@ -124,7 +136,9 @@ class ClientConfig:
     host: str = attrs.field(validator=_host)
     tls: TLSMode = attrs.field(default=TLSMode.STARTTLS, converter=tls_mode)
     port: int = attrs.field(default=attrs.Factory(_default_port, takes_self=True), validator=_port)
-    credentials: Credentials | None = attrs.field(default=None, converter=credentials_pair)
+    credentials: Credentials | OAuth2 | None = attrs.field(
+        default=None, converter=credentials_pair
+    )
     timeout: float = attrs.field(default=30.0, validator=_seconds("timeout", optional=False))
     total_timeout: float | None = attrs.field(
         default=600.0, validator=_seconds("total_timeout", optional=True)
@@ -135,6 +149,8 @@ class ClientConfig:
     transcript: bool = attrs.field(default=False, validator=_flag)
     chunking: bool = attrs.field(default=True, validator=_flag)
     add_missing_headers: bool = attrs.field(default=True, validator=_flag)
+    dry_run: bool = attrs.field(default=False, validator=_flag)
+    sink: Callable[[Envelope], object] | None = attrs.field(default=None, validator=_sink)
 
     def __repr__(self) -> str:
         # Also while __init__ is still checking (a traceback's locals show it then).
@@ -157,13 +173,19 @@ class ClientConfig:
             options["port"] = port
         return cls(host=host, **options)  # type: ignore[arg-type]  # validated here
 
+    # ``ClientConfig.from_url("smtps://user:password@host")`` and ``from_env()`` (SMTPX_URL,
+    # SMTPX_PASSWORD): the functions themselves, so that no frame of ours but theirs
+    # holds the URL (they scrub what they raise).  The grammar: smtpx._url.
+    from_url = classmethod(config_from_url)
+    from_env = classmethod(config_from_env)
+
 
 class ClientOptions(TypedDict, total=False):
     """The keyword options of ``Client``, ``SyncClient``, ``Pool``, ``send`` and ``send_sync``:
     the fields of ``ClientConfig`` but ``host`` and ``port`` (a test keeps them in step)."""
 
     tls: TLSMode | str
-    credentials: tuple[str, str] | Credentials | None
+    credentials: tuple[str, str] | Credentials | OAuth2 | None
     timeout: float
     total_timeout: float | None
     local_hostname: str | None
@@ -172,6 +194,8 @@ class ClientOptions(TypedDict, total=False):
     transcript: bool
     chunking: bool
     add_missing_headers: bool
+    dry_run: bool
+    sink: Callable[[Envelope], object] | None
 
 
 _OPTION_NAMES = frozenset(ClientOptions.__annotations__)

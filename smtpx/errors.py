@@ -1,3 +1,4 @@
+# Long on purpose (~900 lines): the whole exception tree in one place, so it reads as one.
 """Every way sending mail can fail, as one exception tree.
 
 Each concrete class has one meaning and one severity; categories that cut
@@ -50,6 +51,7 @@ specific class of the same severity.  ``*`` marks a category base::
     │   ├── AuthMechanismTooWeak      534; or no mechanism smtpx knows   (AuthError)
     │   ├── AuthNotOffered            credentials given, server has no AUTH (AuthError)
     │   ├── AuthFailed                535, 5xx X.7.8 to AUTH             (AuthError)
+    │   │   └── OAuthRejected         535 after an OAuth2 error challenge, twice (AuthError)
     │   ├── EncryptionRequired        538                                (AuthError)
     │   ├── SpamRejected              541, 5xx naming spam               (SpamFiltered)
     │   ├── MailboxUnavailable        550
@@ -73,6 +75,7 @@ specific class of the same severity.  ``*`` marks a category base::
     │   │   └── CertificateInvalid    certificate not verified
     │   ├── TLSModeMismatch           implicit TLS port vs STARTTLS, or back (TLSError)
     │   └── HostNotFound              the host name does not exist (DNS) (NetworkError)
+    ├── OAuthTokenError               the OAuth2 token provider failed   (AuthError)
     ├── DeliveryUnknown               lost after the final "."; maybe delivered (NetworkError)
     ├── ProtocolError                 a reply that is not SMTP: bad code, bad framing
     │   └── UnexpectedReply           a positive code the command does not allow
@@ -171,6 +174,8 @@ __all__ = [
     "NoSMTPService",
     "NoSuchMailbox",
     "NotAcceptingMessages",
+    "OAuthRejected",
+    "OAuthTokenError",
     "ParameterNotImplemented",
     "ParametersNotAccommodated",
     "ParametersNotRecognized",
@@ -660,6 +665,47 @@ class AuthFailed(PermanentError, AuthError):
     """535 (or 5xx X.7.8 to AUTH): the credentials were rejected."""
 
     default_reason = Reason.AUTH_FAILED
+
+
+class OAuthRejected(AuthFailed):
+    """An OAuth2 access token refused twice (the second a fresh one from the token
+    provider): the server's error challenge (RFC 7628 §3.2.2), decoded.
+
+    ``status`` (``"invalid_token"``, or an HTTP code such as ``"401"`` from Gmail),
+    ``scope`` (the scope the token needs) and ``schemes`` are None when the server did
+    not say; ``oauth_status`` holds every string member of its JSON."""
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: Mapping[str, str] | None = None,
+        **context: Any,
+    ) -> None:
+        self.oauth_status: Mapping[str, str] = dict(status or {})
+        said = ", ".join(f"{k}={v!r}" for k, v in self.oauth_status.items())
+        if detail is None:
+            detail = f"the access token was refused ({said})" if said else None
+        super().__init__(detail, **context)
+
+    @property
+    def status(self) -> str | None:
+        return self.oauth_status.get("status")
+
+    @property
+    def scope(self) -> str | None:
+        return self.oauth_status.get("scope")
+
+    @property
+    def schemes(self) -> str | None:
+        return self.oauth_status.get("schemes")
+
+
+class OAuthTokenError(AuthError):
+    """The OAuth2 token provider raised (its exception is the ``__cause__``) or returned
+    something that is not a bearer token; nothing was sent with it."""
+
+    summary = "no OAuth2 access token"
 
 
 class EncryptionRequired(PermanentError, AuthError):

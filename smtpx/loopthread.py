@@ -6,6 +6,8 @@ forever; a call hands it a coroutine and (with :meth:`LoopThread.run`) blocks un
 is done, its result returned and its exception re-raised as is, never wrapped.
 :meth:`LoopThread.stop` cancels what is still pending, shuts down the loop's executor
 threads and ends the thread, so nothing outlives it; the next call starts a new thread.
+In a child process made by ``fork()`` the parent's loop threads do not exist: there,
+the first call starts a new one.
 
 A public module of its own, on the standard library alone, so that every layer of
 smtpx (and code around it) can share the one implementation.
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -36,6 +40,7 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()  # guards _loop and _thread
+        _instances.add(self)
 
     def __repr__(self) -> str:
         return f"<smtpx.LoopThread {self.name!r} {'running' if self.running else 'stopped'}>"
@@ -100,6 +105,20 @@ class LoopThread:
             return
         if wait and threading.current_thread() is not thread:
             thread.join(timeout)
+
+
+def _forget_after_fork() -> None:
+    # A forked child has none of its parent's threads: a loop started before the fork
+    # runs nowhere, and a call handed to it would wait forever.  Forget it (the next
+    # call starts a new thread); its lock may have been held by a parent thread.
+    for runner in list(_instances):
+        runner._guard = threading.Lock()
+        runner._loop = runner._thread = None
+
+
+_instances: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def result_of(future: concurrent.futures.Future[T], *, timeout: float | None = None) -> T:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,6 +21,7 @@ from typing import Unpack
 import attrs
 
 from smtpx import errors as e
+from smtpx._dsn import DSN
 from smtpx._message import MessageInput
 from smtpx._reasons import Reason
 from smtpx.client import Client
@@ -233,10 +235,16 @@ class Pool(Configured):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         retry: RetryPolicy | None = None,
+        dsn: DSN | None = None,
+        dsn_required: bool = True,
+        require_tls: bool = False,
     ) -> SendResult:
         """Send on a pooled connection; same results and errors as ``Client.send``."""
         if self._closed:
             raise e.UsageError("the pool is closed")
+        if self.config.dry_run:  # no connection to borrow: prepared, checked, sunk
+            dry = Client(config=self.config)
+            return await dry.send(message, sender=sender, recipients=recipients, retry=retry)
         recipients = list(recipients) if recipients is not None else None
         if retry is not None and self._limiter is not None:
             retry = attrs.evolve(retry, on_retry=self._watching(retry.on_retry))
@@ -249,23 +257,25 @@ class Pool(Configured):
                 slot = await self._borrow()
                 # the session the send starts on, if it reuses an open connection
                 reused = slot.client.session if slot.client.connected else None
+                send = functools.partial(
+                    slot.client.send,
+                    message,
+                    sender=sender,
+                    recipients=recipients,
+                    retry=retry,
+                    dsn=dsn,
+                    dsn_required=dsn_required,
+                    require_tls=require_tls,
+                )
                 try:
                     try:
-                        result = await self._watched(
-                            slot.client.send(
-                                message, sender=sender, recipients=recipients, retry=retry
-                            )
-                        )
+                        result = await self._watched(send())
                     except e.SMTPError:
                         if not _stale(slot.client, reused):
                             raise
                         self.stats.stale_retries += 1
                         slot.client.close()
-                        result = await self._watched(
-                            slot.client.send(
-                                message, sender=sender, recipients=recipients, retry=retry
-                            )
-                        )
+                        result = await self._watched(send())
                     return result
                 finally:
                     slot.messages += 1

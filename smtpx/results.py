@@ -112,6 +112,9 @@ class SendResult:
     accepted: tuple[str, ...]
     rejected: Mapping[str, SMTPError]
     reply: Reply  # the server's reply after the final "."
+    # True when a dry run (``dry_run=True``) prepared the message and sent it nowhere:
+    # every recipient is then listed as accepted, and ``reply`` is a stand-in.
+    dry_run: bool = attrs.field(default=False, kw_only=True)
 
     @property
     def all_accepted(self) -> bool:

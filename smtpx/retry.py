@@ -27,21 +27,13 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import attrs
 import tenacity
-from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from smtpx import errors as e
-from smtpx._message import Envelope
 from smtpx._reasons import Reason
-from smtpx._reply import Reply
-from smtpx.results import SendResult
-
-if TYPE_CHECKING:
-    from smtpx.client import Client
 
 __all__ = [
     "GREYLIST_MINIMUM",
@@ -180,9 +172,9 @@ GREYLIST_MINIMUM = 300.0
 class ReasonWaits:
     """The least wait a refusal's reason implies, on top of the backoff and the hint.
 
-    ``greylisted``: no retry before the greylisting delay (``GREYLIST_MINIMUM``,
-    postgrey's default).  ``rate_limited``: back off from this, doubling each
-    attempt.  ``reputation``: a 4xx naming a blocklist or the sender's
+    ``greylisted``: no retry before the greylisting delay: the one the reply names,
+    else this (``GREYLIST_MINIMUM``, postgrey's default).  ``rate_limited``: back
+    off from this, doubling each attempt.  ``reputation``: a 4xx naming a blocklist or the sender's
     reputation is retried on this long schedule, doubling each attempt.  Every
     wait is capped at ``maximum``.
     """
@@ -196,11 +188,16 @@ class ReasonWaits:
         if min(self.greylisted, self.rate_limited, self.reputation, self.maximum) < 0:
             raise e.UsageError(f"waits must not be negative: {self!r}")
 
-    def least(self, attempt: int, reason: Reason) -> float:
-        """The least wait after failed attempt ``attempt`` (1-based) refused for ``reason``."""
+    def least(self, attempt: int, reason: Reason, hint: float | None = None) -> float:
+        """The least wait after failed attempt ``attempt`` (1-based) refused for ``reason``.
+
+        ``hint`` is the delay the reply itself asks for (``server_hint``): a greylisting
+        server that says "try again in 60 seconds" names its own delay, which then
+        stands in for the ``greylisted`` default.
+        """
         growth = 2.0 ** max(attempt - 1, 0)
         if reason is Reason.GREYLISTED:
-            wait = self.greylisted
+            wait = self.greylisted if hint is None else hint
         elif reason is Reason.RATE_LIMITED:
             wait = self.rate_limited * growth
         elif reason in SLOW_REASONS:
@@ -238,7 +235,8 @@ def suggested_delay(
     delay = (backoff or Backoff()).delay(attempt, error)
     if waits is None:
         return delay
-    return max([delay, *(waits.least(attempt, reason) for reason in reasons_of(error))])
+    hint = server_hint(error)
+    return max([delay, *(waits.least(attempt, reason, hint) for reason in reasons_of(error))])
 
 
 class wait_suggested(wait_base):  # noqa: N801 - named like tenacity's waits
@@ -319,145 +317,8 @@ class RetryPolicy:
         for error in errors:
             choice = (self.backoff.delay(attempt, error), error.reason)
             if self.backoff.honour_hint:
+                hint = server_hint(error)
                 for reason in reasons_of(error):
-                    choice = max(choice, (self.waits.least(attempt, reason), reason))
+                    choice = max(choice, (self.waits.least(attempt, reason, hint), reason))
             choices.append(choice)
         return max(choices, key=lambda choice: choice[0], default=(0.0, Reason.OTHER))
-
-
-class _StopBeforeDeadline(stop_base):
-    def __init__(
-        self,
-        policy: RetryPolicy,
-        started: float,
-        wait: Callable[[tenacity.RetryCallState], float],
-    ) -> None:
-        self.deadline = started + policy.timeout
-        self.clock = policy.clock
-        self.wait = wait
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self.clock() + self.wait(retry_state) > self.deadline
-
-
-class _StillPending(e.TransientError):
-    """Internal: the transaction went through, but some recipients were deferred."""
-
-
-def _report_deliverability(policy: RetryPolicy, client: Client, errors: list[e.SMTPError]) -> None:
-    # Once per policy and host: a campaign that meets a blocklist sees one warning, not
-    # one per message and attempt.
-    host = str(getattr(client, "host", "?"))
-    for error in errors:
-        for reason in reasons_of(error) & SLOW_REASONS:
-            if (host, reason) in policy.reported:
-                continue
-            policy.reported.add((host, reason))
-            logger.warning(
-                "deliverability problem at %s: %s (%r); retrying on a long schedule",
-                host,
-                reason,
-                error,
-            )
-
-
-async def send_with_retry(client: Client, envelope: Envelope, policy: RetryPolicy) -> SendResult:
-    """Send ``envelope``, retrying transient failures for the recipients still pending.
-
-    Returns a ``SendResult`` as soon as every recipient has accepted or been
-    refused for good, or when the retries are spent and at least one recipient
-    accepted (the others then carry their last error in ``rejected``).  Raises
-    the last typed error, with ``attempts`` listing every failed attempt's
-    error, when no recipient accepted at all.
-    """
-    accepted: list[str] = []
-    final: dict[str, e.SMTPError] = {}  # refused for good
-    deferred: dict[str, e.SMTPError] = {}  # refused for now
-    pending = list(envelope.recipients)
-    history: list[e.SMTPError] = []
-    last_reply: Reply | None = None
-
-    def settle(rejected: dict[str, e.SMTPError]) -> None:
-        for recipient, error in rejected.items():
-            (deferred if policy.is_retryable(error) else final)[recipient] = error
-            if not policy.is_retryable(error):
-                deferred.pop(recipient, None)
-
-    async def attempt() -> None:
-        nonlocal pending, last_reply
-        try:
-            envelope_now = attrs.evolve(envelope, recipients=tuple(pending))
-            result = await client.send_envelope(envelope_now)
-        except e.SMTPError as error:
-            history.append(error)
-            settle(dict(error.rejected))
-            undelivered = error.undelivered or (() if error.rejected else tuple(pending))
-            for recipient in undelivered:
-                if policy.is_retryable(error):
-                    deferred[recipient] = error
-                else:
-                    final.setdefault(recipient, error)
-                    deferred.pop(recipient, None)
-            pending = [r for r in pending if r not in final]
-            if isinstance(error, e.RecipientsRefused) and pending:
-                # Refused for good by some, for now by others: retry the others.
-                raise _StillPending(f"{len(pending)} recipient(s) deferred") from error
-            raise
-        accepted.extend(result.accepted)
-        last_reply = result.reply
-        for recipient in result.accepted:
-            deferred.pop(recipient, None)
-        settle(dict(result.rejected))
-        pending = [r for r, err in result.rejected.items() if policy.is_retryable(err)]
-        if pending:
-            history.append(deferred[pending[0]])
-            raise _StillPending(f"{len(pending)} recipient(s) deferred")
-
-    planned: dict[int, tuple[float, Reason]] = {}  # failed attempt -> wait after it, why
-
-    def plan(state: tenacity.RetryCallState) -> tuple[float, Reason]:
-        # The longest of the waits the refusals still pending call for, drawn once per
-        # attempt (the jitter is random) for the wait, the deadline stop and before_sleep:
-        # tenacity before 8.3 asks the stop before the wait and has no
-        # ``RetryCallState.upcoming_sleep``; later releases ask the wait first.
-        if state.attempt_number not in planned:
-            pending_errors = [deferred[r] for r in pending if r in deferred] or history[-1:]
-            planned[state.attempt_number] = policy.wait(state.attempt_number, pending_errors)
-        return planned[state.attempt_number]
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        return plan(state)[0]
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        error = history[-1]
-        seconds, why = plan(state)
-        logger.warning(
-            "attempt %d failed (%r); retrying %d recipient(s) in %.1fs (%s)",
-            state.attempt_number,
-            error,
-            len(pending),
-            seconds,
-            why,
-        )
-        _report_deliverability(policy, client, [deferred.get(r, error) for r in pending])
-        if policy.on_retry is not None:
-            event = RetryEvent(state.attempt_number, error, seconds, tuple(pending), why)
-            policy.on_retry(event)
-
-    retrying = tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(policy.attempts)
-        | _StopBeforeDeadline(policy, policy.clock(), wait),
-        wait=wait,
-        retry=tenacity.retry_if_exception(policy.is_retryable),
-        sleep=policy.sleep,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    try:
-        await retrying(attempt)
-    except e.SMTPError:
-        if not accepted:  # nobody has the message: raise the last real error
-            error = e.enrich(history[-1], attempts=history, rejected={**deferred, **final})
-            raise error from error.__cause__
-    assert last_reply is not None  # an attempt went through, so some recipient accepted
-    return SendResult(tuple(accepted), {**deferred, **final}, last_reply)

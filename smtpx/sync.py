@@ -25,6 +25,8 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from smtpx import errors as e
+from smtpx._compose import Recipients, message_or_compose
+from smtpx._dsn import DSN
 from smtpx._message import MessageInput
 from smtpx._reply import Reply
 from smtpx.client import Client, send
@@ -255,24 +257,33 @@ atexit.register(_SHARED.stop)
 
 
 def send_sync(
-    message: MessageInput,
+    message: MessageInput | None = None,
     *,
     host: str,
     port: int | None = None,
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
+    to: Recipients | None = None,
+    subject: str | None = None,
+    text: str | None = None,
+    html: str | None = None,
+    dsn: DSN | None = None,
+    dsn_required: bool = True,
+    require_tls: bool = False,
     **client_options: Unpack[ClientOptions],
 ) -> SendResult:
     """Send one message on a new connection, then quit: the blocking ``smtpx.send``.
 
-    ``client_options`` are those of :class:`smtpx.Client`.  Every call runs on one
-    event loop shared by the process (a daemon thread started on first use), so
-    calls from several threads proceed concurrently, each on its own connection.
-    To send several messages over one connection, use :class:`SyncClient`.
+    ``client_options`` are those of :class:`smtpx.Client`; ``to``, ``subject``,
+    ``text`` and ``html`` compose the message instead, as for ``smtpx.send``.  Every
+    call runs on one event loop shared by the process (a daemon thread started on
+    first use), so calls from several threads proceed concurrently, each on its own
+    connection.  To send several messages over one connection, use :class:`SyncClient`.
     """
     _refuse_in_event_loop("send_sync()")
     ClientConfig.from_options(host, port, client_options)  # a wrong option fails here, at once
+    message = message_or_compose(message, sender, to=to, subject=subject, text=text, html=html)
     coroutine = send(
         message,
         host=host,
@@ -280,6 +291,9 @@ def send_sync(
         sender=sender,
         recipients=recipients,
         retry=retry,
+        dsn=dsn,
+        dsn_required=dsn_required,
+        require_tls=require_tls,
         **client_options,
     )
     return _SHARED.run(coroutine)

@@ -29,9 +29,9 @@ from smtpx import RetryPolicy, VirtualClock
 from smtpx import errors as e
 from smtpx._message import Envelope
 from smtpx._network import NETWORK
+from smtpx._retry_engine import send_with_retry
 from smtpx.protocol import StartTLS
 from smtpx.results import SendResult
-from smtpx.retry import send_with_retry
 
 SHAPES = {shape.name: shape for shape in shapes()}
 EDGE = 24

@@ -634,3 +634,69 @@ def test_fail_silently_is_the_backends_own(server: ScriptedServer) -> None:
         warnings.filterwarnings("error", message=".*fail_silently.*")
         assert EmailBackend(fail_silently=True).fail_silently is True
         assert EmailBackend().fail_silently is False
+
+
+# -- SMTPX_DRY_RUN: prepared, checked and printed, never sent ---------------------------
+
+
+def test_dry_run_prints_and_counts_without_connecting(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_DRY_RUN", True, raising=False)
+    message = mail.EmailMessage("Hi", "Body", to=["alice@example.com"], bcc=["bob@example.com"])
+    assert message.send() == 1
+    out = capsys.readouterr().out
+    assert "smtpx dry run (not sent)" in out
+    assert "RCPT TO:<alice@example.com>\nRCPT TO:<bob@example.com>" in out
+    assert "Subject: Hi" in out and "Body" in out
+    assert server.connections == 0
+
+
+def test_dry_run_still_raises_the_typed_error(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_DRY_RUN", True, raising=False)
+    with pytest.raises(smtpx.InvalidEnvelope):
+        mail.send_mail("Hi", "Body", "app@example.com", ["bad address@example.com"])
+    assert server.connections == 0
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_wrong_dry_run_setting_is_a_usage_error(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    monkeypatch.setattr(settings, "SMTPX_DRY_RUN", value, raising=False)
+    with pytest.raises(smtpx.UsageError, match="SMTPX_DRY_RUN"):
+        EmailBackend()
+
+
+# -- OAuth2 through SMTPX_OPTIONS ---------------------------------------------------------
+
+
+def test_oauth2_credentials_come_through_smtpx_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smtpx.testing import OAuthAccounts
+
+    accounts = OAuthAccounts({"app@example.com": "fresh-token"})
+    calls: list[int] = []
+
+    def provider() -> str:
+        calls.append(1)
+        return "fresh-token"
+
+    with serve_in_thread(oauth=accounts) as scripted:
+        for name, value in {
+            "EMAIL_HOST": scripted.host,
+            "EMAIL_PORT": scripted.port,
+            "EMAIL_HOST_USER": "",
+            "EMAIL_USE_TLS": False,
+            "EMAIL_USE_SSL": False,
+            "SMTPX_RETRY": None,
+            # loopback without TLS: a token may then go in the clear only when asked
+            "SMTPX_ALLOW_PLAINTEXT_AUTH": True,
+            "SMTPX_OPTIONS": {"credentials": smtpx.OAuth2("app@example.com", provider)},
+        }.items():
+            monkeypatch.setattr(settings, name, value, raising=False)
+        assert mail.send_mail("Hi", "Body", "app@example.com", ["alice@example.com"]) == 1
+        assert calls == [1]
+        assert [mechanism for mechanism, _ in accounts.received] in (["OAUTHBEARER"], ["XOAUTH2"])
+        assert_sent(scripted, to="alice@example.com", subject="Hi", count=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import pathlib
 import threading
 
@@ -179,3 +180,26 @@ def test_only_loopthread_starts_event_loop_threads() -> None:
         )
     ]
     assert offenders == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_child_starts_its_own_loop_thread() -> None:
+    runner = LoopThread("smtpx-test-loop")
+
+    async def pid() -> int:
+        return os.getpid()
+
+    assert runner.run(pid()) == os.getpid()  # running in the parent before the fork
+    try:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through its exit status
+            try:
+                ok = not runner.running and runner.run(pid(), timeout=30) == os.getpid()
+                runner.stop()
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert runner.run(pid()) == os.getpid()  # the parent's thread is untouched
+    finally:
+        runner.stop()

@@ -6,6 +6,8 @@ import base64
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smtpx import errors as e
 from smtpx._commands import Command
@@ -19,6 +21,8 @@ from smtpx.protocol import (
     WriteState,
     command_line,
 )
+from smtpx.protocol import session as session_module
+from smtpx.protocol.limits import WRITE_SLICE
 from smtpx.protocol.states import ISSUE, SessionClosed
 from smtpx.results import Ok
 
@@ -204,16 +208,18 @@ def test_a_421_closes_the_session() -> None:
 
 def test_an_acceptance_before_the_end_of_the_message_was_sent_is_out_of_step() -> None:
     session = REACH[State.DATA_OPEN]()
-    end = session.data_payload(b"x\r\n" * 50_000)
+    end = session.data_payload(b"x\r\n" * (WRITE_SLICE // 3 + 1))  # over one slice
     session.wrote(len(session.data_to_send()))  # the first slice only
+    assert session.has_output
     session.receive_data(b"250 2.0.0 queued\r\n")
     assert isinstance(end.result, e.UnexpectedReply) and session.closed
 
 
 def test_a_refusal_before_the_end_of_the_message_was_sent_stands() -> None:
     session = REACH[State.DATA_OPEN]()
-    end = session.data_payload(b"x\r\n" * 50_000)
+    end = session.data_payload(b"x\r\n" * (WRITE_SLICE // 3 + 1))
     session.wrote(len(session.data_to_send()))
+    assert session.has_output
     session.receive_data(b"552 5.3.4 Message too big\r\n")
     assert type(end.result) is e.MessageTooLarge and not session.closed
 
@@ -267,6 +273,25 @@ def test_no_command_line_carries_a_control_character(control: str) -> None:
     assert not session.has_output
 
 
+@pytest.mark.parametrize("control", [chr(c) for c in [*range(32), 127]], ids=repr)
+@pytest.mark.parametrize("address_checked", [True, False], ids=["checked", "unchecked"])
+def test_no_rcpt_line_carries_a_control_character(
+    control: str, address_checked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The RCPT line is built from fixed parts and checked on its own: even with the
+    # address check out of the way, no control character reaches the wire.
+    if not address_checked:
+        monkeypatch.setattr(session_module, "check_address", lambda address, **_: address)
+    session = REACH[State.MAIL_SENT]()
+    before = flush(session)
+    for address in (f"a{control}@example.com", f"a@example.com{control}", control):
+        with pytest.raises(e.InvalidEnvelope):
+            session.rcpt(address)
+    assert not session.has_output and before.startswith(b"MAIL FROM:")
+    session.rcpt("b@example.com")
+    assert flush(session) == b"RCPT TO:<b@example.com>\r\n"
+
+
 def test_a_payload_that_would_end_data_early_is_refused() -> None:
     session = REACH[State.DATA_OPEN]()
     for payload in (b"a\r\n.\r\nMAIL FROM:<x@y>\r\n", b".\r\n", b"no final CRLF"):
@@ -274,6 +299,29 @@ def test_a_payload_that_would_end_data_early_is_refused() -> None:
             session.data_payload(payload, encoded=True)
     entry = session.data_payload(b"a\n.\nb\n")  # normalised and dot-stuffed here
     assert flush(session) == b"a\r\n..\r\nb\r\n.\r\n" and entry.size == 13
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b".", b"a"]), max_size=12))
+def test_a_normalized_payload_is_dot_stuffed_and_never_ends_data_early(
+    pieces: list[bytes],
+) -> None:
+    # normalized=True skips the CRLF check: whatever the line endings really are,
+    # dot-stuffing alone keeps every end-of-data sequence out of the payload
+    data = b"".join(pieces)
+    session = REACH[State.DATA_OPEN]()
+    if data[-2:] not in (b"\r\n", b""):
+        with pytest.raises(e.InvalidMessage):
+            session.data_payload(data, normalized=True)
+        assert not session.has_output
+        return
+    session.data_payload(data, normalized=True)
+    wire = flush(session)
+    assert wire.endswith(b".\r\n")
+    body = wire[: -len(b".\r\n")]
+    assert body == (b"." + data if data.startswith(b".") else data).replace(b"\n.", b"\n..")
+    for end in (b"\r\n.\r\n", b"\n.\n", b"\n.\r\n", b"\r\n.\n"):
+        assert end not in body
+    assert not body.startswith((b".\r\n", b".\n"))
 
 
 def test_a_large_payload_goes_out_in_views_of_the_callers_buffer() -> None:

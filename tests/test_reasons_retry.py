@@ -124,6 +124,26 @@ async def test_a_longer_server_hint_still_wins_over_the_minimum(server: Scripted
     assert clock.sleeps[0] >= 420.0
 
 
+async def test_a_greylisting_server_that_names_its_delay_is_taken_at_its_word(
+    server: ScriptedServer,
+) -> None:
+    # The server's own delay replaces the default minimum, shorter or longer.
+    server.on("RCPT", match="bob@", reply="450 4.2.0 Greylisted, try again in 60 seconds", times=1)
+    clock = VirtualClock()
+    backoff = smtpx.Backoff(initial=1.0, jitter=0.0)
+    await send(server, RetryPolicy.for_testing(clock, backoff=backoff))
+    assert clock.sleeps == [60.0]
+
+
+@pytest.mark.parametrize("hint", [1, 59, 299, 301, 1200])
+def test_the_greylisting_wait_is_the_servers_hint_when_it_gives_one(hint: int) -> None:
+    greylisted = refusal(450, f"4.2.0 Greylisted, try again in {hint} seconds")
+    backoff = smtpx.Backoff(initial=0.5, jitter=0.0)
+    assert smtpx.suggested_delay(greylisted, 1, backoff, ReasonWaits()) == float(hint)
+    assert ReasonWaits().least(1, Reason.GREYLISTED, float(hint)) == float(hint)
+    assert ReasonWaits(maximum=100.0).least(1, Reason.GREYLISTED, float(hint)) == min(hint, 100)
+
+
 async def test_rate_limited_backs_off_longer(server: ScriptedServer) -> None:
     server.on("RCPT", match="bob@", reply="451 4.7.1 Rate limit exceeded, slow down", times=2)
     clock, events = VirtualClock(), list[smtpx.RetryEvent]()

@@ -106,12 +106,14 @@ def start() -> Iterator[Any]:
 
 
 WATCHED = (str(Path(smtpx.__file__).parent), str(Path(aiosmtplib.__file__).parent))
+SERVER_SIDE = str(Path(smtpx.__file__).parent / "testing")  # ScriptedServer reads tokens
 
 
 class LocalsWatch:
     """A trace function noting every smtpx/aiosmtplib frame local whose repr shows a form."""
 
-    def __init__(self) -> None:
+    def __init__(self, forms: list[str] = FORMS) -> None:
+        self.forms = forms
         self.leaks: list[str] = []
         self.frames = 0
 
@@ -122,13 +124,14 @@ class LocalsWatch:
                 shown = repr(value)
             except Exception:  # a half-built object: nothing it could show
                 continue
-            for form in FORMS:
+            for form in self.forms:
                 if form in shown:
                     where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
                     self.leaks.append(f"{where} {frame.f_code.co_name}: {name}")
 
     def trace(self, frame: FrameType, event: str, arg: object) -> Any:
-        if not frame.f_code.co_filename.startswith(WATCHED):
+        filename = frame.f_code.co_filename
+        if not filename.startswith(WATCHED) or filename.startswith(SERVER_SIDE):
             return None
         self._look(frame)
         return self._local
@@ -145,7 +148,7 @@ class LocalsWatch:
         sys.settrace(None)
 
 
-def assert_hidden(error: BaseException) -> None:
+def assert_hidden(error: BaseException, forms: list[str] = FORMS) -> None:
     """Format ``error`` with its locals: no smtpx or aiosmtplib frame may show a form (the
     caller's own frames hold what the caller passed)."""
     stack = traceback.TracebackException.from_exception(error, capture_locals=True).stack
@@ -153,7 +156,7 @@ def assert_hidden(error: BaseException) -> None:
     assert ours and all(f.locals for f in ours)  # the locals really were captured
     for frame in ours:
         shown = "".join(f"{k} = {v}\n" for k, v in (frame.locals or {}).items())
-        for form in FORMS:
+        for form in forms:
             assert form not in shown, f"{frame.filename}:{frame.lineno} {frame.name}"
 
 
@@ -226,3 +229,58 @@ def test_secret_bytes_are_redacted_but_still_bytes() -> None:
     assert PASSWORD not in repr(secret) and PASSWORD not in str(secret)
     assert PASSWORD not in repr((b"AUTH", secret)) and PASSWORD not in f"{secret}"
     assert bytes(secret) == PASSWORD.encode() and isinstance(secret, bytes)
+
+
+# -- OAuth2 access tokens --------------------------------------------------------------
+
+TOKEN, STALE = "ya29.Frames-SECRET-token", "ya29.Frames-SECRET-stale"
+
+
+def token_forms(port: int) -> list[str]:
+    forms = []
+    for token in (TOKEN, STALE):
+        for sasl in (
+            f"user={USER}\x01auth=Bearer {token}\x01\x01",
+            f"n,a={USER},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {token}\x01\x01",
+        ):
+            forms += [base64.b64encode(sasl.encode()).decode(), repr(sasl.encode())[2:-1]]
+        forms += [token, repr(token.encode())]
+    return forms
+
+
+def _stale_then_fresh() -> Any:
+    tokens = iter([STALE, TOKEN])
+    return lambda: next(tokens)
+
+
+async def _async_stale() -> str:
+    return STALE
+
+
+@pytest.mark.parametrize("mechanism", ["OAUTHBEARER", "XOAUTH2"])
+@pytest.mark.parametrize("provider", ["sync, refused once", "async, always refused"])
+async def test_an_oauth2_login_leaves_no_token_in_any_frame(mechanism: str, provider: str) -> None:
+    from smtpx.testing import OAuthAccounts, ScriptedServer
+
+    accounts = OAuthAccounts({USER: TOKEN}, mechanisms=(mechanism,))
+    async with ScriptedServer(oauth=accounts) as server:
+        forms = token_forms(server.port)
+        make = _stale_then_fresh() if provider.startswith("sync") else _async_stale
+        with LocalsWatch(forms) as watching:
+            c = smtpx.Client(
+                server.host,
+                server.port,
+                tls="none",
+                credentials=smtpx.OAuth2(USER, make),
+                allow_plaintext_auth=True,
+                local_hostname="client.test",
+                timeout=5,
+                transcript=True,
+            )
+            server.on("MAIL", reply="550 5.7.1 not you")  # logged in: an error with frames
+            with pytest.raises(smtpx.SMTPError) as info:
+                await c.send(MESSAGE)
+        await c.quit()
+    assert len(accounts.received) == 2
+    assert watching.frames > 100 and watching.leaks == []
+    assert_hidden(info.value, forms)

@@ -267,6 +267,62 @@ async def test_credentials_appear_in_no_log_repr_or_error(
         assert_no_secret(text)
 
 
+TOKEN, STALE_TOKEN = "ya29.a0-SECRET-access-token", "ya29.a0-SECRET-stale-token"
+
+
+def token_forms(port: int) -> list[str]:
+    """The tokens and every encoding of them that goes on the wire."""
+    forms = [TOKEN, STALE_TOKEN]
+    for token in (TOKEN, STALE_TOKEN):
+        for sasl in (
+            f"user={USER}\x01auth=Bearer {token}\x01\x01",
+            f"n,a={USER},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {token}\x01\x01",
+        ):
+            forms += [base64.b64encode(sasl.encode()).decode(), repr(sasl.encode())[2:-1]]
+    return forms
+
+
+@pytest.mark.parametrize("mechanism", ["OAUTHBEARER", "XOAUTH2"])
+async def test_oauth2_tokens_appear_in_no_log_repr_or_error(
+    mechanism: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from smtpx.testing import OAuthAccounts
+
+    ca = LocalCA()
+    accounts = OAuthAccounts({USER: TOKEN}, mechanisms=(mechanism,))
+    server = ScriptedServer(tls_context=ca.server_context(), oauth=accounts, auth_require_tls=True)
+    caplog.set_level(logging.DEBUG)
+    tokens = iter([STALE_TOKEN, TOKEN])
+    async with server:
+        options: dict[str, Any] = {
+            "tls_context": ca.client_context(),
+            "local_hostname": "client.test",
+            "transcript": True,
+        }
+        oauth = smtpx.OAuth2(USER, lambda: next(tokens))  # refused once, then accepted
+        client = smtpx.Client(server.host, server.port, credentials=oauth, **options)
+        texts = [repr(client), repr(oauth), repr(client.config), repr(smtpx.OAuth2(USER, TOKEN))]
+        result = await client.send(HEAD + b"hi\r\n")
+        assert result.accepted == ("b@example.com",)
+        await client.quit()
+        stale = smtpx.OAuth2(USER, STALE_TOKEN)
+        bad = smtpx.Client(server.host, server.port, credentials=stale, **options)
+        with pytest.raises(smtpx.OAuthRejected) as info:
+            await bad.connect()
+        texts += [str(info.value), repr(info.value), repr(bad)]
+        texts += traceback.format_exception(info.value)
+    forms = token_forms(server.port)
+    # the server did receive them (so the test is not vacuous) ...
+    assert sum(any(f.encode() in line for f in forms) for line in server.transcript) == 3
+    # ... but no log record, repr, message or traceback shows them
+    assert any(r.name == "smtpx.transcript" for r in caplog.records)
+    shown = [r.getMessage() for r in caplog.records]
+    shown += [repr(getattr(r, "smtpx", "")) for r in caplog.records]
+    for text in shown + texts:
+        for form in forms:
+            assert form not in text
+
+
 async def test_plaintext_auth_needs_explicit_opt_in() -> None:
     async with ScriptedServer(credentials={USER: PASSWORD}) as server:
         client = smtpx.Client(server.host, server.port, credentials=(USER, PASSWORD), **PLAIN)

@@ -73,6 +73,27 @@ def test_outbox_example() -> None:
     )
 
 
+def test_oauth2_example() -> None:
+    out = run("oauth2.py")
+    assert out[0] == "credentials: OAuth2(username='app@example.com', token_provider='***')"
+    assert out[1] == "1. sent to alice@example.com after 2 token requests"
+    assert "   OAuthRejected: code=535 status=invalid_token scope=https://mail.example.com/" in out
+    assert out[-1] == "   OAuthTokenError, caused by ConnectionError"
+    assert "ya29" not in "\n".join(out)
+
+
+def test_dsn_example() -> None:
+    out = run("dsn.py")
+    assert "   server got: MAIL FROM:<shop@example.com> RET=HDRS ENVID=order-42+2Bshipped" in out
+    assert (
+        "   server got: RCPT TO:<bob@example.com> NOTIFY=FAILURE,DELAY "
+        "ORCPT=rfc822;robert@example.org"
+    ) in out
+    assert out.count("   accepted: alice@example.com, bob@example.com") == 1
+    assert any(line.startswith("   ExtensionRequired: delivery status") for line in out)
+    assert out[-1].startswith("   ExtensionRequired: require_tls=True needs a TLS session")
+
+
 def test_demo_example() -> None:
     # what scripts/demo runs once its venv is ready (the install is the script's own part)
     out = run("demo.py")
@@ -90,3 +111,42 @@ def test_demo_example() -> None:
     copies = "{'carol@example.com': 1, 'bob@example.com': 1}  (never twice)"
     assert out[-3] == f"   copies received per recipient: {copies}"
     assert out[-1] == "The server received 3 messages."
+
+
+def test_from_url_example() -> None:
+    out = run("from_url.py")
+    assert out[0].startswith("config: 127.0.0.1:") and out[0].endswith(" tls=none")
+    assert out[1] == "credentials: Credentials(username='app', password='***')"
+    assert out[2] == "accepted: alice@example.com"
+    assert out[3].startswith("refused: the URL has an '@' after its host")
+    assert out[4] == "password shown: False"
+
+
+def test_compose_example() -> None:
+    out = run("compose.py")
+    assert out == [
+        "accepted: zoe@example.com, archive@example.com",
+        "structure: multipart/mixed",
+        "parts: multipart/mixed, multipart/alternative, text/plain, text/html, application/pdf",
+        "subject: Your order — Grüße",
+        "Bcc header transmitted: False",
+        "headers ASCII: True",
+        "one-liner: 'Hello' to zoe@example.com",
+    ]
+
+
+def test_dry_run_example() -> None:
+    out = run("dry_run.py")
+    assert out[:3] == [
+        "dry run: True; accepted: alice@example.com, archive@example.com",
+        "recorded: 1 message(s), Bcc in the bytes: False",
+        "refused: InvalidMessage",
+    ]
+    assert out[3] == "-" * 79
+    assert out[4:7] == [
+        "smtpx dry run (not sent)",
+        "MAIL FROM:<shop@example.com>",
+        "RCPT TO:<carol@example.com>",
+    ]
+    assert "Subject: Printed" in out
+    assert out[-2:] == ["On standard output.", "-" * 79]

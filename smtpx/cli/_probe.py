@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from smtpx import Command, Credentials, Reply, TLSMode
+from smtpx import Command, Credentials, OAuth2, Reply, TLSMode
 from smtpx import errors as e
 from smtpx.cli._common import (
     EXIT_CODES_HELP,
@@ -27,6 +27,7 @@ from smtpx.cli._common import (
     tls_options,
     tone,
 )
+from smtpx.cli._url import config_from_url, url_in_use, url_option
 from smtpx.client import Client
 from smtpx.results import SUCCESS_TYPES
 
@@ -156,7 +157,8 @@ async def _probe(
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("target", metavar="HOST[:PORT]")
+@click.argument("target", metavar="HOST[:PORT]", required=False)
+@url_option
 @tls_options
 @click.option("--user", help="Also try AUTH as USER; password from $SMTPX_PASSWORD or a prompt.")
 @click.option("--allow-plaintext-auth", is_flag=True, help="Allow AUTH without TLS.")
@@ -165,7 +167,8 @@ async def _probe(
 @click.pass_context
 def probe(
     ctx: click.Context,
-    target: str,
+    target: str | None,
+    url: str | None,
     tls: str,
     ca_file: Path | None,
     user: str | None,
@@ -178,6 +181,20 @@ def probe(
 
     Nothing is sent beyond EHLO, STARTTLS, AUTH and QUIT.
     """
+    if url is not None and url_in_use(ctx, url, host_given=target is not None):
+        config = config_from_url(ctx, url)
+        given = {
+            "tls_context": config.tls_context,
+            "timeout": config.timeout,
+            "local_hostname": config.local_hostname,
+            "allow_plaintext_auth": config.allow_plaintext_auth,
+        }
+        credentials = config.credentials
+        assert not isinstance(credentials, OAuth2)  # a URL holds a password, never a token
+        probing = _probe(config.host, config.port, config.tls, credentials, given)
+        ctx.exit(asyncio.run(probing))
+    if target is None:
+        raise click.UsageError("give HOST[:PORT] or --url (or set SMTPX_URL)")
     host, port = parse_target(target)
     mode = TLSMode(tls)
     # asked before connecting, so that the server does not wait on the prompt

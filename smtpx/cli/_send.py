@@ -24,6 +24,7 @@ from smtpx.cli._common import (
     tls_options,
     tone,
 )
+from smtpx.cli._url import config_from_url, url_in_use, url_option
 from smtpx.results import SendResult
 from smtpx.retry import Backoff, RetryPolicy
 from smtpx.sync import SyncClient
@@ -37,7 +38,8 @@ _SESSION_ERRORS = (e.AuthError, e.TLSError, e.PlaintextAuthRefused, e.ConnectErr
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.option("--host", required=True, help="The SMTP server.")
+@click.option("--host", help="The SMTP server (or give --url).")
+@url_option
 @click.option("--port", type=click.IntRange(1, 65535), help="Default: 587, 465 or 25 by --tls.")
 @click.option("--from", "sender", metavar="ADDRESS", help="Envelope sender (and From header).")
 @click.option(
@@ -81,7 +83,8 @@ _SESSION_ERRORS = (e.AuthError, e.TLSError, e.PlaintextAuthRefused, e.ConnectErr
 @click.pass_context
 def send(
     ctx: click.Context,
-    host: str,
+    host: str | None,
+    url: str | None,
     port: int | None,
     sender: str | None,
     to: tuple[str, ...],
@@ -111,11 +114,16 @@ def send(
         raise click.UsageError("give --to or --to-file, not both")
     if eml is None and (sender is None or not (to or to_file)):
         raise click.UsageError("without --eml, --from and --to (or --to-file) are required")
-    options = client_options(tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user)
     policy = None
     if retry:
         policy = RetryPolicy(attempts=retry + 1, backoff=Backoff(initial=retry_wait))
-    client = SyncClient(host, port, **options)
+    if url is not None and url_in_use(ctx, url, host_given=host is not None):
+        client = SyncClient(config_from_url(ctx, url))
+    elif host is None:
+        raise click.UsageError("give --host or --url (or set SMTPX_URL)")
+    else:
+        options = client_options(tls, ca_file, timeout, local_hostname, allow_plaintext_auth, user)
+        client = SyncClient(host, port, **options)
 
     def build(recipients: tuple[str, ...]) -> bytes | EmailMessage:
         if eml is not None:

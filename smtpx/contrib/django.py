@@ -31,6 +31,11 @@ Django's cached ``DNS_NAME`` as Django does, and these:
     name or number, ``"WARNING"`` by default; ``None`` logs nothing.
 ``SMTPX_OPTIONS`` (option ``client_options``)
     Other :class:`smtpx.Client` arguments, e.g. ``{"local_hostname": "web1.example.com"}``.
+``SMTPX_DRY_RUN`` (option ``dry_run``)
+    ``False`` by default. ``True``: every message is prepared and checked as for
+    sending, then printed to standard output instead (smtpx's ``dry_run=True``; a
+    ``"sink"`` in ``SMTPX_OPTIONS`` takes it elsewhere); nothing connects, and each
+    message counts as sent. Django's console backend, with smtpx's checks.
 ``SMTPX_OUTBOX``
     ``None`` (the default: send inline), or the path of a :class:`smtpx.outbox.Outbox`
     database. Then ``send_messages`` does not connect at all: it stores each message in
@@ -158,6 +163,7 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         allow_plaintext_auth: bool | None = None,
         log_level: int | str | None = None,
         client_options: dict[str, Any] | None = None,
+        dry_run: bool | None = None,
         **kwargs: Any,
     ) -> None:
         # Django 6.1 and later take fail_silently here, not in the base class (which warns
@@ -196,6 +202,9 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
         )
         self.log_level = _log_level(_setting(log_level, "SMTPX_LOG_LEVEL", "WARNING"))
         self.options: dict[str, Any] = dict(_setting(client_options, "SMTPX_OPTIONS") or {})
+        self.dry_run = _setting(dry_run, "SMTPX_DRY_RUN", False)
+        if not isinstance(self.dry_run, bool):
+            raise smtpx.UsageError(f"SMTPX_DRY_RUN must be True or False, not {self.dry_run!r}")
         self.config = self._config()  # a wrong setting fails here, not at the first send
         self.outbox_path = _outbox_path(getattr(settings, "SMTPX_OUTBOX", None))
         self.outbox: Outbox | None = None
@@ -208,6 +217,8 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django is untyped
             "tls": self.tls,
             "allow_plaintext_auth": self.allow_plaintext_auth,
         }
+        if self.dry_run:
+            options["dry_run"] = True
         if "local_hostname" not in self.options:
             # Django's backend says EHLO with its cached FQDN (one getfqdn() a process)
             options["local_hostname"] = str(DNS_NAME)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -225,8 +226,21 @@ class SharedLimitPool(smtpx.Pool):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         retry: smtpx.RetryPolicy | None = None,
+        dsn: smtpx.DSN | None = None,
+        dsn_required: bool = True,
+        require_tls: bool = False,
     ) -> smtpx.SendResult:
+        send = functools.partial(
+            super().send,
+            message,
+            sender=sender,
+            recipients=recipients,
+            retry=retry,
+            dsn=dsn,
+            dsn_required=dsn_required,
+            require_tls=require_tls,
+        )
         if self.concurrency is None:
-            return await super().send(message, sender=sender, recipients=recipients, retry=retry)
+            return await send()
         async with self._local, self.concurrency.slot():
-            return await super().send(message, sender=sender, recipients=recipients, retry=retry)
+            return await send()

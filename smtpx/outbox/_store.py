@@ -1,3 +1,4 @@
+# Long on purpose (~430 lines): every read and write of the outbox database in one module.
 """Every read and write of the outbox database, each one short transaction.
 
 The store is synchronous on purpose: the worker records "the end of the message may

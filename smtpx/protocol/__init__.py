@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from smtpx.protocol.interruptions import Fate, Interruption, Verdict, verdict
     from smtpx.protocol.ledger import Entry, Ledger, Transaction, WriteState
     from smtpx.protocol.lines import command_line
-    from smtpx.protocol.mail import CHUNK_IN_PIPELINE, MailFlow, mail_options
+    from smtpx.protocol.mail import CHUNK_IN_PIPELINE, MailFlow, mail_options, rcpt_options
+    from smtpx.protocol.oauth import Bearer
     from smtpx.protocol.session import Session
     from smtpx.protocol.setup import AuthFlow, SetupFlow, StartTLS
     from smtpx.protocol.states import Intent, SessionStateError, State
@@ -46,7 +47,9 @@ _WHERE = {
     "CHUNK_IN_PIPELINE": "mail",
     "MailFlow": "mail",
     "mail_options": "mail",
+    "rcpt_options": "mail",
     "Session": "session",
+    "Bearer": "oauth",
     "AuthFlow": "setup",
     "SetupFlow": "setup",
     "StartTLS": "setup",
@@ -63,6 +66,7 @@ __all__ = [
     "CHUNK_IN_PIPELINE",
     "Action",
     "AuthFlow",
+    "Bearer",
     "Entry",
     "Envelope",
     "Fate",
@@ -85,6 +89,7 @@ __all__ = [
     "command_line",
     "mail_options",
     "prepare",
+    "rcpt_options",
     "verdict",
 ]
 

@@ -16,4 +16,11 @@ MAX_LINES = 100
 MAX_UNREAD = 1024 * 1024
 # Octets an edge hands to its transport at a time: a large message goes in slices of
 # the caller's own buffer (no copy), so the transport's buffer stays small.
-WRITE_SLICE = 64 * 1024
+WRITE_SLICE = 256 * 1024
+# The transport's buffer may hold this much before the edge stops handing it slices,
+# and is refilled once it is down to WRITE_BUFFER_LOW: enough that the socket does
+# not run dry while the event loop comes round (with asyncio's default of 64 KiB the
+# client waited for each slice to drain), little next to a large message (asyncio
+# on Python 3.11 copies what it buffers).
+WRITE_BUFFER_HIGH = 512 * 1024
+WRITE_BUFFER_LOW = 128 * 1024

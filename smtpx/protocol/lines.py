@@ -23,6 +23,11 @@ def command_line(args: Iterable[bytes]) -> bytes:
     return line + b"\r\n"
 
 
+def has_control(line: bytes, end: int) -> bool:
+    """Whether ``line[:end]`` holds a control character (the check of ``command_line``)."""
+    return _CONTROL.search(line, 0, end) is not None
+
+
 def secret_line(args: Iterable[bytes]) -> Secret:
     """An AUTH line: as ``command_line``, but a ``Secret`` from the join to the write, so
     that no frame holds the credentials it carries as plain bytes."""
@@ -35,16 +40,16 @@ def secret_line(args: Iterable[bytes]) -> Secret:
 def check_payload(payload: bytes) -> bytes:
     """``payload`` when it is dot-stuffed CRLF data that cannot end DATA early (one
     search; the caller vouches for the normalisation)."""
-    if (
-        b"\r\n.\r\n" in payload
-        or payload.startswith(b".\r\n")
-        or payload[-2:]
-        not in (
-            b"\r\n",
-            b"",
-        )
-    ):
+    if b"\r\n.\r\n" in payload or payload.startswith(b".\r\n"):
         raise InvalidMessage("the DATA payload is not dot-stuffed CRLF data")
+    return check_payload_end(payload)
+
+
+def check_payload_end(payload: bytes) -> bytes:
+    """``payload`` when it ends with CRLF (or is empty), so that the final "." that
+    follows it starts a line of its own."""
+    if payload[-2:] not in (b"\r\n", b""):
+        raise InvalidMessage("the DATA payload does not end with CRLF")
     return payload
 
 

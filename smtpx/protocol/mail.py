@@ -26,7 +26,7 @@ from smtpx.protocol.session import Session
 from smtpx.protocol.states import SessionStateError
 from smtpx.results import SendResult, StartData, Success
 
-__all__ = ["CHUNK_IN_PIPELINE", "MailFlow", "mail_options"]
+__all__ = ["CHUNK_IN_PIPELINE", "MailFlow", "mail_options", "rcpt_options"]
 
 # Up to this size, the message goes in the same write as MAIL and RCPT (one round
 # trip in all) even though every recipient might refuse it; above, sending it takes
@@ -37,9 +37,27 @@ CHUNK_IN_PIPELINE = 256 * 1024
 _FATAL = (e.NetworkError, e.ServiceUnavailable, e.ProtocolError)
 
 
-def mail_options(extensions: Mapping[str, str], envelope: Envelope) -> list[str]:
-    """MAIL FROM parameters, checked against the server's extensions before sending."""
+def mail_options(
+    extensions: Mapping[str, str], envelope: Envelope, *, encrypted: bool = False
+) -> list[str]:
+    """MAIL FROM parameters, checked against the server's extensions (and, for
+    REQUIRETLS, that the session is ``encrypted``) before sending."""
     options: list[str] = []
+    if envelope.require_tls:
+        # RFC 8689 §4.1: only on a TLS session, to a server that offers it
+        if not encrypted:
+            raise e.ExtensionRequired(
+                "require_tls=True needs a TLS session; this one is not encrypted",
+                command=Command.MAIL,
+            )
+        if "requiretls" not in extensions:
+            raise e.ExtensionRequired(
+                "require_tls=True, and the server does not offer REQUIRETLS (RFC 8689)",
+                command=Command.MAIL,
+            )
+    if _asks_for_dsn(extensions, envelope):
+        assert envelope.dsn is not None
+        options += envelope.dsn.mail_parameters()
     if "size" in extensions:
         size = len(envelope.data)  # RFC 1870: CRLF line ends, before dot-stuffing
         options.append(f"SIZE={size}")
@@ -65,7 +83,32 @@ def mail_options(extensions: Mapping[str, str], envelope: Envelope) -> list[str]
                 command=Command.MAIL,
             )
         options.append("BODY=8BITMIME")
+    if envelope.require_tls:
+        options.append("REQUIRETLS")
     return options
+
+
+def _asks_for_dsn(extensions: Mapping[str, str], envelope: Envelope) -> bool:
+    """Whether the DSN parameters go out: asked for and offered; asked for, required
+    and not offered is ``ExtensionRequired``."""
+    if envelope.dsn is None:
+        return False
+    if "dsn" in extensions:
+        return True
+    if envelope.dsn_required:
+        raise e.ExtensionRequired(
+            "delivery status notifications were asked for and the server does not offer "
+            "DSN (RFC 3461); pass dsn_required=False to send without them",
+            command=Command.MAIL,
+        )
+    return False
+
+
+def rcpt_options(extensions: Mapping[str, str], envelope: Envelope, recipient: str) -> list[str]:
+    """RCPT TO parameters for ``recipient``: NOTIFY and ORCPT when DSN goes out."""
+    if envelope.dsn is None or "dsn" not in extensions:
+        return []
+    return envelope.dsn.rcpt_parameters(recipient)
 
 
 class MailFlow(Flow[SendResult]):
@@ -109,7 +152,7 @@ class MailFlow(Flow[SendResult]):
         session, envelope = self.session, self.envelope
         mail: Entry | None = None
         try:
-            options = mail_options(session.extensions, envelope)
+            options = mail_options(session.extensions, envelope, encrypted=session.encrypted)
             for recipient in envelope.recipients:  # every address, before anything is queued
                 check_address(recipient, role="recipient")
             mail = self._mail = session.mail(
@@ -121,7 +164,7 @@ class MailFlow(Flow[SendResult]):
                 yield mail
                 ok(mail.result)
                 for recipient in envelope.recipients:
-                    rcpt = session.rcpt(recipient)
+                    rcpt = session.rcpt(recipient, self._rcpt_options(recipient))
                     yield rcpt
                     self._record(recipient, rcpt.result)
                 self._check_someone_accepted()
@@ -136,6 +179,9 @@ class MailFlow(Flow[SendResult]):
                 yield from self._reset(error)
             raise
         return SendResult(tuple(self.accepted), self.rejected, reply)
+
+    def _rcpt_options(self, recipient: str) -> list[str]:
+        return rcpt_options(self.session.extensions, self.envelope, recipient)
 
     def _record(self, recipient: str, result: Success | e.SMTPError | None) -> None:
         if isinstance(result, e.SMTPError):
@@ -158,7 +204,7 @@ class MailFlow(Flow[SendResult]):
             data = session.data()
             yield data
             ok(data.result)
-            end = session.data_payload(envelope.payload, encoded=True)
+            end = session.data_payload(envelope.data, normalized=True)
         yield end
         return ok(end.result).reply
 
@@ -166,7 +212,7 @@ class MailFlow(Flow[SendResult]):
         """MAIL, every RCPT and DATA (or a small message's BDAT) in one write; each reply
         judged on its own."""
         session, envelope = self.session, self.envelope
-        rcpts = [session.rcpt(r) for r in envelope.recipients]
+        rcpts = [session.rcpt(r, self._rcpt_options(r)) for r in envelope.recipients]
         final: Entry | None = None
         if not self.chunking:
             final = session.data()
@@ -195,7 +241,7 @@ class MailFlow(Flow[SendResult]):
             return (yield from self._message())
         result = ok(last)
         if isinstance(result, StartData):
-            end = session.data_payload(envelope.payload, encoded=True)
+            end = session.data_payload(envelope.data, normalized=True)
             yield end
             return ok(end.result).reply
         return result.reply  # BDAT's: the message went with the commands

@@ -1,3 +1,4 @@
+# Long on purpose (~500 lines): one state machine, whose every transition is read together.
 """``Session``: one SMTP session as a pure state machine, in the manner of h11.
 
 The caller states its intent (``ehlo()``, ``mail()``, ``rcpt()``, ``data()``…); the
@@ -28,14 +29,21 @@ from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_arg, text_arg
 from smtpx._classify import classify
 from smtpx._commands import Command
-from smtpx._data import END_OF_DATA, encode_data, normalize
+from smtpx._data import END_OF_DATA, dot_stuff, encode_data, normalize
 from smtpx._reply import Reply
 from smtpx._secret import Secret
 from smtpx.protocol.framing import ReplyFramer
 from smtpx.protocol.interruptions import Interruption, Verdict, verdict
 from smtpx.protocol.ledger import Entry, Ledger
 from smtpx.protocol.limits import WRITE_SLICE
-from smtpx.protocol.lines import check_payload, command_line, parse_extensions, secret_line
+from smtpx.protocol.lines import (
+    check_payload,
+    check_payload_end,
+    command_line,
+    has_control,
+    parse_extensions,
+    secret_line,
+)
 from smtpx.protocol.outgoing import Outgoing
 from smtpx.protocol.states import (
     BARRIERS,
@@ -65,6 +73,11 @@ _MAIL, _RCPT, _DATA, _DATA_END, _BDAT = (
 _EHLO, _HELO, _AUTH, _STARTTLS = Command.EHLO, Command.HELO, Command.AUTH, Command.STARTTLS
 _I_MAIL, _I_RCPT, _I_DATA, _I_PAYLOAD = Intent.MAIL, Intent.RCPT, Intent.DATA, Intent.DATA_PAYLOAD
 _I_BDAT, _I_BDAT_LAST, _I_RSET = Intent.BDAT, Intent.BDAT_LAST, Intent.RSET
+
+# Command lines without arguments, built (and checked) once.
+_DATA_LINE, _RSET_LINE, _NOOP_LINE, _QUIT_LINE = (
+    command_line((verb,)) for verb in (b"DATA", b"RSET", b"NOOP", b"QUIT")
+)
 
 # The intent a command line of the escape hatch (``Session.command``) stands for.
 _INTENT_OF: dict[Command, Intent] = {
@@ -216,10 +229,13 @@ class Session:
 
     def rcpt(self, recipient: str, options: Iterable[str] = ()) -> Entry:
         check_address(recipient, role="recipient")
-        path = f"TO:<{recipient}>".encode()
-        line = command_line(
-            (b"RCPT", path, *map(param_arg, options)) if options else (b"RCPT", path)
-        )
+        if options:
+            path = f"TO:<{recipient}>".encode()
+            line = command_line((b"RCPT", path, *map(param_arg, options)))
+        else:  # the usual line from its fixed parts; command_line's check, once
+            line = b"".join((b"RCPT TO:<", recipient.encode(), b">\r\n"))
+            if has_control(line, len(line) - 2):
+                line = command_line((line[:-2],))  # raises InvalidEnvelope
         entry = self._queue(_I_RCPT, _RCPT, (line,), recipient)
         transaction = self.ledger.transaction
         assert transaction is not None  # RCPT is allowed only in a transaction
@@ -227,16 +243,26 @@ class Session:
         return entry
 
     def data(self) -> Entry:
-        return self._command(_I_DATA, _DATA, b"DATA")
+        return self._queue(_I_DATA, _DATA, (_DATA_LINE,))
 
-    def data_payload(self, payload: bytes, *, encoded: bool = False) -> Entry:
+    def data_payload(
+        self, payload: bytes, *, encoded: bool = False, normalized: bool = False
+    ) -> Entry:
         """After the 354: the message and its final ``.``; the reply decides delivery.
 
-        The message is normalised and dot-stuffed here, unless ``encoded`` says it
-        already is (``Envelope.payload``); even then, a payload that would end DATA
-        early is refused.
+        The message is normalised and dot-stuffed here.  ``normalized`` says it has
+        CRLF line endings already (``Envelope.data``): it is then only dot-stuffed.
+        ``encoded`` says it is dot-stuffed too (``Envelope.payload``); even then, a
+        payload that would end DATA early is refused.
         """
-        payload = check_payload(payload) if encoded else encode_data(payload)
+        if encoded:
+            payload = check_payload(payload)
+        elif normalized:
+            # dot-stuffing doubles every line-leading ".", so nothing it returns can
+            # end DATA early, whatever the line endings: one pass, no check after it
+            payload = check_payload_end(dot_stuff(payload))
+        else:
+            payload = encode_data(payload)
         return self._queue(_I_PAYLOAD, _DATA_END, (payload, END_OF_DATA))
 
     def bdat(self, chunk: bytes, *, last: bool = True, normalized: bool = False) -> Entry:
@@ -255,10 +281,10 @@ class Session:
         return self._queue(intent, _BDAT, (line, chunk) if chunk else (line,), None, last)
 
     def rset(self) -> Entry:
-        return self._command(_I_RSET, Command.RSET, b"RSET")
+        return self._queue(_I_RSET, Command.RSET, (_RSET_LINE,))
 
     def noop(self) -> Entry:
-        return self._command(Intent.NOOP, Command.NOOP, b"NOOP")
+        return self._queue(Intent.NOOP, Command.NOOP, (_NOOP_LINE,))
 
     def vrfy(self, address: str) -> Entry:
         return self._command(Intent.VRFY, Command.VRFY, b"VRFY", text_arg(address))
@@ -271,7 +297,7 @@ class Session:
         return self._command(Intent.HELP, Command.HELP, *args)
 
     def quit(self) -> Entry:
-        return self._command(Intent.QUIT, Command.QUIT, b"QUIT")
+        return self._queue(Intent.QUIT, Command.QUIT, (_QUIT_LINE,))
 
     def close(self) -> None:
         """End the session here (the edge then closes the connection); nothing more is sent."""
@@ -483,8 +509,7 @@ class Session:
         awaiting = self._awaiting
         if awaiting and (awaiting[0].start < self._out.taken or not awaiting[0].size):
             entry = awaiting.popleft()
-            error.command = error.command or entry.command
-            error.recipient = entry.recipient
+            e.enrich(error, command=error.command or entry.command, recipient=entry.recipient)
             entry.result = error
         self.error = error
         self.close()

@@ -1,7 +1,8 @@
 """Opening a session as flows: the greeting, EHLO (HELO when refused), STARTTLS, AUTH.
 
 AUTH (RFC 4954) picks the best mechanism both sides know and runs PLAIN, LOGIN or
-CRAM-MD5; every step's reply is classified like any other.
+CRAM-MD5, or with an OAuth2 ``Bearer`` OAUTHBEARER or XOAUTH2 (``smtpx.protocol.oauth``);
+every step's reply is classified like any other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx.protocol.flow import Action, Flow, Steps, ok
 from smtpx.protocol.ledger import Entry
+from smtpx.protocol.oauth import Bearer
+from smtpx.protocol.oauth import login as oauth_login
 from smtpx.protocol.session import Session
 from smtpx.results import AuthChallenge, Authenticated, Ready, Success
 
@@ -84,7 +87,7 @@ def secure(session: Session, mode: StartTLS) -> Steps[Ready | None]:
 
 
 def login(
-    session: Session, secret: Secret | None, *, allow_plaintext: bool
+    session: Session, secret: Secret | Bearer | None, *, allow_plaintext: bool
 ) -> Steps[Authenticated]:
     """AUTH with the best mechanism both sides know; the server's reply decides."""
     if secret is None:
@@ -97,6 +100,8 @@ def login(
     offered = session.auth_mechanisms
     if not offered:
         raise e.AuthNotOffered("the server advertises no AUTH mechanism", command=Command.AUTH)
+    if isinstance(secret, Bearer):
+        return _authenticated(session, (yield from oauth_login(session, secret)))
     preference = MECHANISMS_TLS if session.encrypted else MECHANISMS_PLAINTEXT
     mechanism = next((m for m in preference if m in offered), None)
     if mechanism is None:
@@ -125,7 +130,10 @@ def login(
             ) from exc
         last = session.auth_response(secret.cram_md5(nonce), encoded=True)
     yield last
-    result = ok(last.result)
+    return _authenticated(session, ok(last.result))
+
+
+def _authenticated(session: Session, result: Success) -> Authenticated:
     if not isinstance(result, Authenticated):
         session.close()
         raise e.UnexpectedReply(
@@ -157,7 +165,7 @@ class SetupFlow(Flow[Ready]):
         session: Session,
         *,
         starttls: StartTLS = StartTLS.REQUIRE,
-        secret: Secret | None = None,
+        secret: Secret | Bearer | None = None,
         allow_plaintext_auth: bool = False,
     ) -> None:
         self.starttls = starttls
@@ -188,7 +196,9 @@ class SetupFlow(Flow[Ready]):
 class AuthFlow(Flow[Authenticated]):
     """AUTH alone, on a session that is ready (``login``)."""
 
-    def __init__(self, session: Session, secret: Secret | None, *, allow_plaintext: bool) -> None:
+    def __init__(
+        self, session: Session, secret: Secret | Bearer | None, *, allow_plaintext: bool
+    ) -> None:
         self.secret = secret
         self.allow_plaintext = allow_plaintext
         super().__init__(session)

@@ -15,11 +15,13 @@ receives are recorded. Requires the ``smtpx[testing]`` extra (aiosmtpd)::
 """
 
 from smtpx.testing._assertions import assert_not_sent, assert_sent
+from smtpx.testing._oauth import OAuthAccounts
 from smtpx.testing._server import COMMANDS, ReceivedMessage, Rule, ScriptedServer
 from smtpx.testing._thread import serve_in_thread
 
 __all__ = [
     "COMMANDS",
+    "OAuthAccounts",
     "ReceivedMessage",
     "Rule",
     "ScriptedServer",
