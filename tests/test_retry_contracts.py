@@ -215,11 +215,14 @@ def test_hint_wins_over_a_shorter_backoff_and_is_capped() -> None:
     assert Backoff(jitter=0.0, maximum=5.0).delay(1, refusal(450, "retry in 60")) == 60.0
 
 
-def test_policy_wait_takes_the_longest_of_backoff_hint_and_reason() -> None:
+def test_policy_wait_takes_the_longest_of_backoff_hint_and_reason_wait() -> None:
     policy = RetryPolicy(backoff=Backoff(jitter=0.0), waits=ReasonWaits(greylisted=300.0))
     grey = refusal(450, "4.7.1 greylisted, try again in 60 seconds")
     assert grey.reason is smtpx.Reason.GREYLISTED
-    assert policy.wait(1, [grey]) == (300.0, smtpx.Reason.GREYLISTED)  # reason beats hint
+    # a greylisting server that names its delay is taken at its word, shorter or longer
+    assert policy.wait(1, [grey]) == (60.0, smtpx.Reason.GREYLISTED)
+    silent = refusal(450, "4.7.1 greylisted")
+    assert policy.wait(1, [silent]) == (300.0, smtpx.Reason.GREYLISTED)  # the default
     long_grey = refusal(450, "4.7.1 greylisted, try again in 900 seconds")
     assert policy.wait(1, [long_grey]) == (900.0, smtpx.Reason.GREYLISTED)  # hint beats it
     busy = refusal(450, "4.2.1 busy")
