@@ -65,14 +65,63 @@ def unprintable(text: str) -> str | None:
     return f"{_KINDS.get(category, 'a non-printing character')} U+{code:04X}"
 
 
-# dot-atom or quoted-string local part (RFC 5321 §4.1.2), any non-ASCII allowed (RFC 6531)
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
-_LOCAL = re.compile(rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[^"\\]|\\[ -~])*")')
-_LABEL = (
-    r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
-)
-# address-literal: "[" dcontent "]", dcontent printable ASCII but "[", "\\", "]" (§4.1.3)
-_DOMAIN = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[\x21-\x5a\x5e-\x7e]+\])")
+# RFC 5321 §4.1.2 Local-part: Dot-string or Quoted-string; RFC 6531 §3.3 adds any non-ASCII
+# character to atext and qtextSMTP (the printable check above keeps out the invisible ones).
+_NON_ASCII = "\u0080-\U0010ffff"
+_ATEXT = rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~\-{_NON_ASCII}]"
+# qtextSMTP is %d32-33 / %d35-91 / %d93-126; quoted-pairSMTP is "\\" then %d32-126.
+_QTEXT = rf"[ !#-\[\]-~{_NON_ASCII}]"
+_QUOTED = re.compile(rf'"(?:{_QTEXT}|\\[ -~])*"')
+_LOCAL = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*|{_QUOTED.pattern}")
+# sub-domain = Let-dig [Ldh-str]: no "-" first or last; RFC 6531 admits U-labels.
+_LET_DIG = rf"[A-Za-z0-9{_NON_ASCII}]"
+_LABEL = rf"{_LET_DIG}(?:[A-Za-z0-9\-{_NON_ASCII}]*{_LET_DIG})?"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+# address-literal (RFC 5321 §4.1.3): IPv4 (each Snum 0-255), "IPv6:" IPv6-addr, or a
+# General-address-literal: Standardized-tag ":" 1*dcontent (printable ASCII but "[\\]").
+_SNUM = r"(?:[01]?[0-9]?[0-9]|2[0-4][0-9]|25[0-5])"
+_IPV4 = re.compile(rf"{_SNUM}(?:\.{_SNUM}){{3}}")
+_HEX = re.compile(r"[0-9A-Fa-f]{1,4}")
+_TAG = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]")
+_DCONTENT = re.compile(r"[\x21-\x5a\x5e-\x7e]+")
+
+
+def _is_ipv6(text: str) -> bool:
+    """RFC 5321 §4.1.3 IPv6-addr: eight hex groups, or at most six beside one "::"; an
+    IPv4 address may stand for the last two groups."""
+    if "." in text:
+        head, colon, four = text.rpartition(":")
+        if not colon or not _IPV4.fullmatch(four):
+            return False
+        text = f"{head}:0:0"
+    compressed = "::" in text
+    if compressed:
+        head, _, tail = text.partition("::")
+        groups = (head.split(":") if head else []) + (tail.split(":") if tail else [])
+    else:
+        groups = text.split(":")
+    if not all(_HEX.fullmatch(group) for group in groups):
+        return False
+    return len(groups) <= 6 if compressed else len(groups) == 8
+
+
+def _is_literal(content: str) -> bool:
+    """``content`` (between the brackets) is an RFC 5321 address literal."""
+    if _IPV4.fullmatch(content):
+        return True
+    tag, colon, rest = content.partition(":")
+    if not colon:
+        return False
+    if tag.lower() == "ipv6":  # the one registered tag: its content must be an IPv6 address
+        return _is_ipv6(rest)
+    return bool(_TAG.fullmatch(tag) and _DCONTENT.fullmatch(rest))
+
+
+def _is_domain(domain: str) -> bool:
+    if domain.startswith("[") and domain.endswith("]"):
+        return _is_literal(domain[1:-1])
+    return _DOMAIN.fullmatch(domain) is not None
 
 
 def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
@@ -94,10 +143,8 @@ def check_address(address: str, *, role: str, allow_null: bool = False) -> str:
 _ROLE = "\0role\0"  # stands for the role in a cached message; repr() never yields a NUL
 
 
-@functools.lru_cache(maxsize=4096)
-def _problem(address: str) -> str | None:
-    """What is wrong with ``address``, or None.  Cached: each address of a message is
-    checked when the envelope is built and again when its command is written."""
+def _find_problem(address: str) -> str | None:
+    """What is wrong with ``address``, or None."""
     bad = unprintable(address)
     if bad is not None:
         return f"the {_ROLE} address {address!r} contains {bad}"
@@ -108,12 +155,12 @@ def _problem(address: str) -> str | None:
         )
     if address.startswith("<") or address.endswith(">"):
         return f"give the {_ROLE} address without angle brackets: {address!r}"
-    local, at, domain = address.rpartition("@")
+    local, at, domain = _split(address)
     if not at or not local or not domain:
         return f"the {_ROLE} address {address!r} is not of the form local@domain"
     if not _LOCAL.fullmatch(local):
         return f"the {_ROLE} address {address!r} has an invalid local part"
-    if not _DOMAIN.fullmatch(domain):
+    if not _is_domain(domain):
         return f"the {_ROLE} address {address!r} has an invalid domain"
     if len(local.encode()) > MAX_LOCAL_PART:
         return f"the {_ROLE} address's local part is over {MAX_LOCAL_PART} octets"
@@ -122,6 +169,20 @@ def _problem(address: str) -> str | None:
     if len(address.encode()) + 2 > MAX_PATH:
         return f"the {_ROLE} address is over {MAX_PATH - 2} octets"
     return None
+
+
+# Cached: each address of a message is checked when the envelope is built and again when
+# its command is written.  (Wrapped, not decorated, so that mutation testing reaches it.)
+_problem = functools.lru_cache(maxsize=4096)(_find_problem)
+
+
+def _split(address: str) -> tuple[str, str, str]:
+    """Local part, "@", domain: a quoted local part and an address literal may both hold
+    an "@", so the split is at the end of a quoted local part, else at the first "@"."""
+    quoted = _QUOTED.match(address)
+    if quoted is not None and address.startswith("@", quoted.end()):
+        return address[: quoted.end()], "@", address[quoted.end() + 1 :]
+    return address.partition("@")
 
 
 def check_hostname(hostname: str) -> str:

@@ -50,12 +50,15 @@ class EnhancedStatus:
         return f"{self.klass}.{self.subject}.{self.detail}"
 
 
-@functools.lru_cache(maxsize=512)
-def _parse_prefix(prefix: str) -> EnhancedStatus | None:
+def _read_prefix(prefix: str) -> EnhancedStatus | None:
     match = _PATTERN.match(prefix)
     if match is None:
         return None
     return EnhancedStatus(int(match[1]), int(match[2]), int(match[3]))
+
+
+# Wrapped, not decorated, so that mutation testing reaches it.
+_parse_prefix = functools.lru_cache(maxsize=512)(_read_prefix)
 
 
 # RFC 3463 §3: the subject sub-codes.

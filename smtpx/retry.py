@@ -55,7 +55,7 @@ logger = logging.getLogger("smtpx.retry")
 # "greylisted for 300s", "come back in 00:05:00".  The first number after the words
 # counts only if it stands alone: not part of a dotted number (an IP address, a version,
 # an enhanced code such as 4.7.1) and not glued to letters (ticket ids such as S77714 or
-# [TSS04]).  A number without a unit is seconds.
+# [TSS04]).  A number without a unit is seconds ("try again in 300").
 _ASKS = re.compile(
     r"(?:try(?:ing)? (?:it )?again|re-?try(?:ing)?|re-?send|wait(?:ing)?|come back"
     r"|gr[ae]y-?list\w*|deferred|again)\b",
@@ -63,25 +63,26 @@ _ASKS = re.compile(
 )
 _FIRST_DIGIT = re.compile(r"\d")
 _AMOUNT = re.compile(
-    r"(\d{1,6})(?!\d)(?:\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|[smh])(?![a-z]))?"
+    r"(\d{1,6})(?!\d)(?:\s*(milliseconds?|msecs?|ms|seconds?|secs?|minutes?|mins?|hours?|hrs?"
+    r"|days?|[smhd])(?![a-z]))?"
     r"(?![\w:]|[.,]\d)",
     re.IGNORECASE,
 )
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?![\w:]|[.,]\d)")
 _GLUED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:#/-=")
 _LINE_CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?=\s|$)")
-_UNIT = {"s": 1, "m": 60, "h": 3600}
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _WINDOW = 40  # how far after the words the number may stand
 
 
 def server_hint(error: BaseException) -> float | None:
     """The delay, in seconds, that the server's reply text asks for, if it names one.
 
-    Read on every line of the reply, in seconds, minutes or hours ("try again
-    in 5 minutes", "retry after 300s", "come back in 00:05:00"; a bare number is
-    seconds).  An IP address, a ticket id or a version number is never read as
-    a delay.  For an error that gathers refusals (every recipient deferred), the
-    longest delay any of them asks for.
+    Read on every line of the reply, in milliseconds, seconds, minutes, hours or
+    days ("try again in 5 minutes", "retry after 300s", "come back in 00:05:00");
+    a number without a unit ("try again in 300") is seconds.  An IP address, a
+    ticket id or a version number is never read as a delay.  For an error that
+    gathers refusals (every recipient deferred), the longest delay any of them asks for.
     """
     reply = getattr(error, "reply", None)
     hints = [_hint_in(reply.lines)] if reply is not None else []
@@ -106,9 +107,16 @@ def _hint_in(lines: tuple[str, ...]) -> float | None:
             return float(int(clock[1]) * 3600 + int(clock[2]) * 60 + int(clock[3]))
         amount = _AMOUNT.match(text, at)
         if amount is not None:
-            unit = (amount[2] or "s")[0].lower()
-            return float(amount[1]) * _UNIT[unit]
+            return float(amount[1]) * _seconds_per(amount[2])
     return None
+
+
+def _seconds_per(unit: str | None) -> float:
+    """Seconds in one ``unit`` as the reply wrote it; none written means seconds."""
+    unit = (unit or "s").lower()
+    if unit.startswith(("ms", "milli")):
+        return 0.001
+    return _UNIT[unit[0]]
 
 
 def is_retryable(error: BaseException, *, delivery_unknown: bool = False) -> bool:
@@ -136,6 +144,12 @@ class Backoff:
     jitter: float = 1.0  # up to this fraction of the delay is added at random
     honour_hint: bool = True
     max_hint: float = 3600.0
+
+    def __attrs_post_init__(self) -> None:
+        if min(self.initial, self.maximum, self.jitter, self.max_hint) < 0 or self.base < 1:
+            raise e.UsageError(
+                f"delays and jitter must not be negative, nor base below 1: {self!r}"
+            )
 
     def delay(self, attempt: int, error: BaseException | None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""

@@ -3,7 +3,9 @@ servers (started once, stopped by PID)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from realservers import postfix_server, smtp_sink  # noqa: F401
@@ -30,3 +32,17 @@ async def mx(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedServer]:
 def ca() -> LocalCA:
     """One throwaway certificate authority for the session."""
     return LocalCA()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches_under_mutation() -> Iterator[None]:
+    """Under mutmut (scripts/mutate), clear smtpx's memo caches before each test: a
+    result cached from the unmutated code would hide the mutant."""
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        for name, module in list(sys.modules.items()):
+            if name.startswith("smtpx"):
+                for value in list(vars(module).values()):
+                    clear = getattr(value, "cache_clear", None)
+                    if callable(clear):
+                        clear()
+    yield

@@ -113,3 +113,34 @@ def test_each_octet_is_scanned_once() -> None:
     framer.receive_data(reply[-1:])
     done = framer.next_reply()
     assert done is not None and done.lines[-1] == "end" and framer.unread == 0
+
+
+# -- one-line replies, the parser's fast path ----------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b"250\r\n", b"250\n"])
+def test_a_code_alone_is_a_reply_without_text(raw: bytes) -> None:
+    reply = Reply.parse(raw)
+    assert (reply.code, reply.lines, reply.enhanced, reply.raw) == (250, (), None, raw)
+    assert str(reply) == "250"
+
+
+@pytest.mark.parametrize("raw", [b"250x\r\n", b"250-\r\n", b"250\t\r\n", b"250XXXX\r\n"])
+def test_a_one_line_reply_needs_a_space_after_its_code(raw: bytes) -> None:
+    with pytest.raises(ProtocolError, match="last line must read 'NNN text'") as raised:
+        Reply.parse(raw)
+    assert raised.value.raw == raw
+
+
+def test_undecodable_reply_text_is_replaced_not_raised() -> None:
+    one = Reply.parse(b"550 5.1.1 caf\xe9\r\n")
+    assert one.lines == ("5.1.1 caf\ufffd",)
+    many = Reply.parse(b"550-caf\xe9\r\n550 ok\r\n")
+    assert many.lines == ("caf\ufffd", "ok")
+
+
+def test_a_reply_built_from_lines_reads_the_enhanced_code_of_the_first() -> None:
+    reply = Reply(550, ("5.1.1 no such user", "4.2.2 not this one"))
+    assert reply.enhanced is not None and str(reply.enhanced) == "5.1.1"
+    assert Reply(550).enhanced is None
+    assert Reply(550, ("no code here", "5.1.1 x")).enhanced is None

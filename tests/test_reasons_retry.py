@@ -169,6 +169,10 @@ async def test_a_blocklist_deferral_is_slow_and_logged_once(
     assert clock.sleeps[0] >= 900.0 and clock.sleeps[1] >= 1800.0
     problems = [r for r in caplog.records if "deliverability problem" in r.getMessage()]
     assert len(problems) == 1 and "blocklisted" in problems[0].getMessage()
+    said = problems[0].getMessage()
+    assert said.startswith(f"deliverability problem at {server.host}: blocklisted (")
+    assert said.endswith("); retrying on a long schedule")
+    assert "BlocklistedTemporary" in said  # the error itself, for the log reader
 
 
 async def test_honour_hint_off_ignores_reason_waits_too(server: ScriptedServer) -> None:

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from rawserver import RawServer
+from test_address_grammar import VALID_ADDRESS
+from test_address_grammar import oracle as address_oracle
 from tls_ca import LocalCA
 
 import smtpx
@@ -409,12 +411,26 @@ ANY_CHAR = st.one_of(
 @example("\udcff@example.com")
 @example("a@exa\u2028mple.com")
 def test_address_validator_never_passes_a_control_character(text: str) -> None:
+    # Refused exactly when the RFC grammar (an oracle written for the tests) refuses it:
+    # a validator that refused everything would fail here.
     try:
         address = check_address(text, role="recipient")
     except smtpx.InvalidEnvelope:
+        assert not address_oracle(text)
         return
+    assert address_oracle(address)
     assert "@" in address
     assert address.isprintable()  # no Cc (C0, C1, DEL), Cf, Cs, Zl, Zp; ASCII space at most
     address.encode("utf-8")  # no lone surrogate: it can go on the wire
     assert "<" not in address and ">" not in address
     assert len(address.encode()) <= 254
+
+
+@given(VALID_ADDRESS, st.sampled_from(["\r", "\n", "\r\n", "\x00", "\x7f", "\x85", "\u2028"]))
+def test_valid_addresses_pass_and_a_line_break_anywhere_is_refused(
+    address: str, evil: str
+) -> None:
+    assert check_address(address, role="recipient") == address
+    for at in range(len(address) + 1):
+        with pytest.raises(smtpx.InvalidEnvelope):
+            check_address(address[:at] + evil + address[at:], role="recipient")
