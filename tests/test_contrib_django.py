@@ -506,7 +506,7 @@ def test_every_smtpx_error_converts_keeping_everything() -> None:
             assert isinstance(converted, type(error))
         assert str(converted) == str(error) and repr(converted) == repr(error)
         assert converted.reason is error.reason and converted.undelivered == ("u@x.org",)
-        assert all(converted.__dict__[k] is v for k, v in error.__dict__.items())
+        assert all(converted.__dict__[k] is v for k, v in list(error.__dict__.items()))
         assert compatible(converted) is converted  # converting twice changes nothing
         copy = pickle.loads(pickle.dumps(converted))
         assert type(copy) is type(converted) and str(copy) == str(converted)
