@@ -6,12 +6,14 @@ and checks the syntax of every parameter) and ScriptedServer (which does not off
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from realservers import PostfixServer
+from tls_ca import LocalCA
 
 import smtpx
 from smtpx._address import check_parameter
@@ -289,3 +291,58 @@ def test_send_sync_takes_the_options() -> None:
             local_hostname="client.test",
             dsn=smtpx.DSN(ret="full"),
         )
+
+
+async def test_requiretls_goes_out_on_a_verified_tls_session_that_offers_it(ca: LocalCA) -> None:
+    """End to end: STARTTLS, then a server offering REQUIRETLS (RFC 8689 §4.1 says it is
+    offered only after TLS) gets it on MAIL FROM; the message is accepted."""
+    server_context = ca.server_context()
+    seen: list[bytes] = []
+
+    async def requiretls_server(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # Just enough SMTP: STARTTLS, then REQUIRETLS in the EHLO reply after it.
+        writer.write(b"220 mx.test ESMTP\r\n")
+        encrypted = False
+        while line := await reader.readline():
+            seen.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                offer = b"250 REQUIRETLS\r\n" if encrypted else b"250 STARTTLS\r\n"
+                writer.write(b"250-mx.test\r\n" + offer)
+            elif verb == b"STAR":
+                writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+                await writer.drain()
+                await writer.start_tls(server_context)
+                encrypted = True
+            elif verb == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+                while await reader.readline() not in (b".\r\n", b""):
+                    pass
+                writer.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 2.0.0 bye\r\n")
+                break
+            else:
+                writer.write(b"250 2.0.0 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(requiretls_server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with smtpx.Client(
+            "127.0.0.1",
+            port,
+            tls_context=ca.client_context(),
+            local_hostname="client.test",
+            timeout=5,
+        ) as client:
+            assert client.encrypted and "requiretls" in client.extensions
+            result = await client.send(MESSAGE, require_tls=True)
+    finally:
+        listener.close()
+    assert result.accepted == (BOB, CAROL)
+    mail = [line for line in seen if line.startswith(b"MAIL")]
+    assert mail == [b"MAIL FROM:<a@example.com> REQUIRETLS\r\n"], mail
