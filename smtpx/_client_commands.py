@@ -52,7 +52,8 @@ class ClientCommands(Configured):
         self._session: Session | None = None
         self._connection: Connection | None = None
         self._network: Network | None = None
-        self._total: asyncio.Timeout | None = None  # the total time-out of the send under way
+        self._total: asyncio.Timeout | None = None  # the total time-out while connecting
+        self._total_at: float | None = None  # the send's deadline (loop time), for flows
 
     @property
     def host(self) -> str:
@@ -365,6 +366,7 @@ class ClientCommands(Configured):
             host=self.host,
             context=self._context,
             total=self._total,
+            total_at=self._total_at if self._total is None else None,
             total_detail=f"the send took longer than total_timeout={self.total_timeout}s",
         )
 

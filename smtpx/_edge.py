@@ -87,6 +87,8 @@ class Connection(asyncio.BufferedProtocol):
         self._raised: BaseException | None = None
         self._paused = False
         self._deadline = 0.0
+        self._total_at: float | None = None  # the send's "no later than" (loop time)
+        self._total_detail = ""
         self._timer: asyncio.TimerHandle | None = None
         self._hook: Callable[[tuple[str, ...]], None] | None = None
         self._greeted: asyncio.Future[None] | None = None
@@ -219,13 +221,18 @@ class Connection(asyncio.BufferedProtocol):
         host: str,
         context: Callable[[], ssl.SSLContext],
         total: asyncio.Timeout | None = None,
+        total_at: float | None = None,
         total_detail: str = "",
     ) -> T:
         """Run ``flow`` to its end: its result, or its error raised.
 
-        A cancellation is re-raised (the verdict stays on ``session.verdict``); one that
-        is the expiry of ``total`` (the send's total time-out) becomes the flow's error,
-        judged as ``TOTAL_TIMEOUT``."""
+        The send's total time-out is either ``total_at`` (a loop time no later than
+        which the flow must end: the read timer watches it too, so a send costs no
+        timer of its own) or ``total`` (an ``asyncio.Timeout`` around more than flows).
+        Past ``total_at``, or on the expiry of ``total``, the flow's error is judged as
+        ``TOTAL_TIMEOUT``.  Any other cancellation is re-raised (the verdict stays on
+        ``session.verdict``)."""
+        self._total_at, self._total_detail = total_at, total_detail
         while True:
             action = await self._run_until_over(flow, total, total_detail)
             if action is not _START_TLS:
@@ -252,8 +259,14 @@ class Connection(asyncio.BufferedProtocol):
         self._done = done
         self._advance()
         if not done.done():
-            if self._timer is None:  # else the armed timer finds the new deadline
-                self._timer = loop.call_at(self._deadline, self._expire)
+            due = self._due()
+            timer = self._timer
+            if timer is None:
+                self._timer = loop.call_at(due, self._expire)
+            elif timer.when() > due:  # a total deadline before the armed timer
+                timer.cancel()
+                self._timer = loop.call_at(due, self._expire)
+            # else the armed timer finds the new deadline when it fires
             try:
                 await done
             except asyncio.CancelledError as cancel:
@@ -287,12 +300,21 @@ class Connection(asyncio.BufferedProtocol):
             self._timer.cancel()
             self._timer = None
 
+    def _due(self) -> float:
+        """When the timer must fire: the read deadline, or the total one if earlier."""
+        total_at = self._total_at
+        return self._deadline if total_at is None or total_at > self._deadline else total_at
+
     def _expire(self) -> None:
         self._timer = None
         if self._flow is None or self.lost:
             return  # between exchanges: the next one arms a timer again
-        if self._loop.time() < self._deadline:  # octets moved since: wait on
-            self._timer = self._loop.call_at(self._deadline, self._expire)
+        now = self._loop.time()
+        if self._total_at is not None and now >= self._total_at:
+            self.interrupt(Interruption.TOTAL_TIMEOUT, self._total_detail)
+            return
+        if now < self._deadline:  # octets moved since (or the total is not due): wait on
+            self._timer = self._loop.call_at(self._due(), self._expire)
             return
         self.interrupt(Interruption.READ_TIMEOUT, f"no reply within timeout={self.timeout}s")
 

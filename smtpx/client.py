@@ -16,9 +16,9 @@ import contextlib
 import functools
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Unpack
+from typing import Any, Unpack
 
 import attrs
 
@@ -286,43 +286,58 @@ class Client(ClientCommands):
         With ``dry_run=True``, the envelope goes to the ``sink`` and nothing connects."""
         if self.config.dry_run:
             return deliver_nowhere(envelope, self.config.sink)
-        detail = f"the send took longer than total_timeout={self.total_timeout}s"
+        # The deadline is handed to the connection's read timer for the flows, so a
+        # send on a connection already open arms no timer of its own.
+        limit = self.total_timeout
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
+        self._total_at = deadline
         try:
-            async with asyncio.timeout(self.total_timeout) as total:
-                self._total = total
-                if not self.connected:
-                    try:
-                        await self.connect()
-                    except e.SMTPError as failure:
-                        e.enrich(failure, undelivered=envelope.recipients)  # nobody got it
+            if not self.connected:
+                await self._connect_by(deadline, envelope, self.connect)
+            while True:
+                session = self._session
+                assert session is not None
+                flow = MailFlow(session, envelope, pipelining=True, chunking=self.chunking)
+                try:
+                    result = await self._run(flow)
+                except e.SMTPError as refused:
+                    rest = self._hosts_after()
+                    if not rest or not _refused_before_the_end(refused, session):
                         raise
-                while True:
-                    session = self._session
-                    assert session is not None
-                    flow = MailFlow(session, envelope, pipelining=True, chunking=self.chunking)
-                    try:
-                        result = await self._run(flow)
-                    except e.SMTPError as refused:
-                        rest = self._hosts_after()
-                        if not rest or not _refused_before_the_end(refused, session):
-                            raise
-                        logger.warning(
-                            "%s:%d refused MAIL (%s); trying %s:%d",
-                            *self._endpoint,
-                            refused,
-                            *rest[0],
-                        )
-                        self.close()
-                        try:
-                            await self._connect_any(rest)
-                        except e.SMTPError as failure:
-                            e.enrich(failure, undelivered=envelope.recipients)  # nobody got it
-                            raise
-                        continue
-                    return attrs.evolve(result, host=self.host, port=self.port)
+                    logger.warning(
+                        "%s:%d refused MAIL (%s); trying %s:%d",
+                        *self._endpoint,
+                        refused,
+                        *rest[0],
+                    )
+                    self.close()
+                    await self._connect_by(
+                        deadline, envelope, functools.partial(self._connect_any, rest)
+                    )
+                    continue
+                return attrs.evolve(result, host=self.host, port=self.port)
+        finally:
+            self._total_at = None
+
+    async def _connect_by(
+        self,
+        deadline: float | None,
+        envelope: Envelope,
+        connect: Callable[[], Coroutine[Any, Any, Ready]],
+    ) -> None:
+        """Connect within the send's total time-out; a failure leaves every recipient
+        undelivered (nothing of the message was sent)."""
+        try:
+            async with asyncio.timeout_at(deadline) as total:
+                self._total = total
+                await connect()
+        except e.SMTPError as failure:
+            e.enrich(failure, undelivered=envelope.recipients)  # nobody got it
+            raise
         except TimeoutError as exc:
-            # expired outside a flow (connecting, the greeting): nothing was sent
+            # expired outside a flow (connecting, the greeting)
             self.close()
+            detail = f"the send took longer than total_timeout={self.total_timeout}s"
             error = e.ResponseTimeout(detail, command=Command.CONNECT)
             raise e.enrich(error, undelivered=envelope.recipients) from exc
         finally:
