@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import smtpx
 from smtpx import Command, Reply, RetryPolicy, SendResult, classify
-from smtpx._retry_engine import Recipients
+from smtpx._retry_engine import Recipients, _report_deliverability
 
 RECIPIENTS = ("a@example.com", "b@example.com", "c@example.com", "d@example.com")
 OK = Reply.build(250, "2.0.0 Ok")
@@ -133,6 +133,12 @@ def test_refused_without_naming_undelivered_files_only_the_refused() -> None:
     books.failed(error)
     assert set(books.final) == {a} and not books.deferred and books.pending == [b]
     assert books.pending_errors() == [error]  # b has no refusal of its own
+    again = classify(Command.DATA_END, Reply.build(452, "later again"))
+    assert isinstance(again, smtpx.SMTPError)
+    again.rejected = dict(error.rejected)
+    books.failed(again)
+    assert books.history == [error, again] and books.pending == [b]
+    assert books.pending_errors() == [again]  # only the latest
 
 
 def test_a_whole_attempt_that_failed_for_now_defers_everyone() -> None:
@@ -166,3 +172,27 @@ def test_a_later_success_files_what_it_accepted_and_deferred() -> None:
     assert books.accepted == [a, c] and books.pending == [] and not books.deferred
     assert books.answered_by == ("mx2.test", 25)
     assert books.history == [first, later]
+
+
+@pytest.mark.parametrize("seen", [smtpx.Reason.BLOCKLISTED, smtpx.Reason.BAD_REPUTATION])
+def test_each_slow_reason_is_reported_once_per_host(
+    seen: smtpx.Reason, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One error standing for both slow reasons (its own, and a refusal it gathers), one
+    # of them already reported at this host: the other is still reported, once.
+    listed = refusal("b@example.com", OUTCOMES["defer"])
+    listed.reason = smtpx.Reason.BLOCKLISTED
+    error = classify(Command.DATA_END, Reply.build(451, "4.7.0 later"))
+    assert isinstance(error, smtpx.SMTPError)
+    error.reason = smtpx.Reason.BAD_REPUTATION
+    error.rejected = {"b@example.com": listed}
+    policy = RetryPolicy()
+    policy.reported.add(("mx.test", seen))
+    caplog.set_level("WARNING", logger="smtpx.retry")
+    _report_deliverability(policy, "mx.test", [error])
+    _report_deliverability(policy, "mx.test", [error])  # nothing new
+    both = {smtpx.Reason.BLOCKLISTED, smtpx.Reason.BAD_REPUTATION}
+    assert policy.reported == {("mx.test", reason) for reason in both}
+    (other,) = both - {seen}
+    said = [r.getMessage() for r in caplog.records if r.name == "smtpx.retry"]
+    assert len(said) == 1 and said[0].startswith(f"deliverability problem at mx.test: {other} (")
