@@ -149,6 +149,12 @@ def test_a_whole_attempt_that_failed_for_now_defers_everyone() -> None:
     assert books.deferred == dict.fromkeys(RECIPIENTS[:3], error)
     assert books.pending == list(RECIPIENTS[:3])
     assert books.pending_errors() == [error, error, error]
+    final = classify(Command.MAIL, Reply.build(554, "5.3.0 no"))
+    assert isinstance(final, smtpx.SMTPError)
+    assert books.failed(final) is False
+    check(books)
+    assert books.final == dict.fromkeys(RECIPIENTS[:3], final) and not books.deferred
+    assert books.pending == [] and books.history == [error, final]
 
 
 def test_a_later_success_files_what_it_accepted_and_deferred() -> None:

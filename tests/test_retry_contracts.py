@@ -400,6 +400,7 @@ async def test_each_deferred_recipients_own_refusal_is_reported(
         result = await smtpx.send(three, host=server.host, port=server.port, retry=policy, **PLAIN)
     assert sorted(result.accepted) == ["alice@example.com", "bob@example.com", "carol@example.com"]
     assert result.rejected == {}
+    assert (result.host, result.port) == (server.host, server.port)  # who answered last
     assert len(clock.sleeps) == 1
     said = [r.getMessage() for r in caplog.records if "deliverability problem" in r.getMessage()]
     reported = sorted(text.split(": ")[1].split(" (")[0] for text in said)
