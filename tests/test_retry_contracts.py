@@ -405,3 +405,14 @@ async def test_each_deferred_recipients_own_refusal_is_reported(
     said = [r.getMessage() for r in caplog.records if "deliverability problem" in r.getMessage()]
     reported = sorted(text.split(": ")[1].split(" (")[0] for text in said)
     assert reported == ["bad_reputation", "blocklisted"]
+
+
+@pytest.mark.parametrize(("pad", "seconds"), [("x" * 35, 300.0), ("x" * 38, None)])
+def test_the_enhanced_code_of_a_continued_line_takes_no_room_in_the_window(
+    pad: str, seconds: float | None
+) -> None:
+    # The digit stands 3 + len(pad) characters after "try again", across the line break:
+    # inside the 40-character window only because the "4.2.0 " of the line is dropped.
+    raw = f"450-4.2.0 Please try again\r\n450 4.2.0 {pad} 5 minutes\r\n".encode()
+    error = classify(Command.RCPT, Reply.parse(raw))
+    assert server_hint(error) == seconds
