@@ -415,4 +415,5 @@ def test_the_enhanced_code_of_a_continued_line_takes_no_room_in_the_window(
     # inside the 40-character window only because the "4.2.0 " of the line is dropped.
     raw = f"450-4.2.0 Please try again\r\n450 4.2.0 {pad} 5 minutes\r\n".encode()
     error = classify(Command.RCPT, Reply.parse(raw))
+    assert isinstance(error, smtpx.TransientError)
     assert server_hint(error) == seconds
