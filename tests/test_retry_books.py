@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 import smtpx
 from smtpx import Command, Reply, RetryPolicy, SendResult, classify
-from smtpx._retry_engine import Recipients, _report_deliverability
+from smtpx._message import Envelope
+from smtpx._retry_engine import Recipients, _report_deliverability, send_with_retry
 
 RECIPIENTS = ("a@example.com", "b@example.com", "c@example.com", "d@example.com")
 OK = Reply.build(250, "2.0.0 Ok")
@@ -202,3 +203,43 @@ def test_each_slow_reason_is_reported_once_per_host(
     (other,) = both - {seen}
     said = [r.getMessage() for r in caplog.records if r.name == "smtpx.retry"]
     assert len(said) == 1 and said[0].startswith(f"deliverability problem at mx.test: {other} (")
+
+
+class ScriptedSender:
+    """A client in memory: each attempt raises or returns the next scripted outcome."""
+
+    host = "mx.test"
+
+    def __init__(self, *outcomes: smtpx.SMTPError | SendResult) -> None:
+        self.outcomes = list(outcomes)
+        self.sent: list[tuple[str, ...]] = []
+
+    async def send_envelope(self, envelope: Envelope, /) -> SendResult:
+        self.sent.append(envelope.recipients)
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, SendResult):
+            return outcome
+        raise outcome
+
+
+async def test_a_pending_recipient_without_its_own_refusal_is_judged_by_the_attempts_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a refused for good, b named nowhere: b is retried, and the attempt's error (a
+    # blocklisting) is what its wait and the deliverability report are read from.
+    a, b = RECIPIENTS[:2]
+    error = classify(Command.DATA_END, Reply.build(451, "4.7.1 later"))
+    assert isinstance(error, smtpx.SMTPError)
+    error.reason = smtpx.Reason.BLOCKLISTED
+    error.rejected = {a: refusal(a, OUTCOMES["refuse"])}
+    sender = ScriptedSender(error, SendResult((b,), {}, OK, host="mx.test", port=25))
+    clock = smtpx.VirtualClock()
+    policy = RetryPolicy.for_testing(clock, timeout=10_000, backoff=smtpx.Backoff(jitter=0.0))
+    caplog.set_level("WARNING", logger="smtpx.retry")
+    envelope = Envelope("app@example.com", (a, b), b"Subject: x\r\n\r\nHi\r\n", False, False)
+    result = await send_with_retry(sender, envelope, policy)
+    assert sender.sent == [(a, b), (b,)]
+    assert result.accepted == (b,) and result.rejected == dict(error.rejected)
+    assert clock.sleeps == [900.0]  # the blocklist's long wait
+    said = [r.getMessage() for r in caplog.records if "deliverability problem" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("deliverability problem at mx.test: blocklisted")
