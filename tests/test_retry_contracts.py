@@ -382,3 +382,38 @@ async def test_a_retried_send_reports_its_last_reply_and_logs_each_wait(
     assert len(said) == 1
     assert said[0].startswith("attempt 1 failed (")
     assert said[0].endswith("); retrying 1 recipient(s) in 2.0s (other)")
+
+
+async def test_each_deferred_recipients_own_refusal_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # bob is blocklisted and carol refused for a bad reputation, in the same attempt:
+    # both problems are reported, each read from that recipient's own refusal.
+    clock = VirtualClock()
+    policy = RetryPolicy.for_testing(clock, timeout=10_000)
+    caplog.set_level("WARNING", logger="smtpx.retry")
+    three = MESSAGE.replace(b"To: alice@", b"To: bob@example.com, carol@example.com, alice@")
+    async with ScriptedServer() as server:
+        listed = "450 4.7.1 Client host [192.0.2.9] blocked using zen.spamhaus.org"
+        server.on("RCPT", match="bob@", reply=listed, times=1)
+        server.on("RCPT", match="carol@", reply="450 4.7.0 IP has poor reputation", times=1)
+        result = await smtpx.send(three, host=server.host, port=server.port, retry=policy, **PLAIN)
+    assert sorted(result.accepted) == ["alice@example.com", "bob@example.com", "carol@example.com"]
+    assert result.rejected == {}
+    assert (result.host, result.port) == (server.host, server.port)  # who answered last
+    assert len(clock.sleeps) == 1
+    said = [r.getMessage() for r in caplog.records if "deliverability problem" in r.getMessage()]
+    reported = sorted(text.split(": ")[1].split(" (")[0] for text in said)
+    assert reported == ["bad_reputation", "blocklisted"]
+
+
+@pytest.mark.parametrize(("pad", "seconds"), [("x" * 35, 300.0), ("x" * 38, None)])
+def test_the_enhanced_code_of_a_continued_line_takes_no_room_in_the_window(
+    pad: str, seconds: float | None
+) -> None:
+    # The digit stands 3 + len(pad) characters after "try again", across the line break:
+    # inside the 40-character window only because the "4.2.0 " of the line is dropped.
+    raw = f"450-4.2.0 Please try again\r\n450 4.2.0 {pad} 5 minutes\r\n".encode()
+    error = classify(Command.RCPT, Reply.parse(raw))
+    assert isinstance(error, smtpx.TransientError)
+    assert server_hint(error) == seconds
