@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,10 +29,9 @@ from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._end_of_message import current_hook
 from smtpx._network import DEFAULT_NETWORK, NETWORK, Network, Origin, connect_error, tls_error
-from smtpx._transcript import log_entry, log_reply
+from smtpx._transcript import Transcript
 from smtpx.protocol.flow import Action, Flow
 from smtpx.protocol.interruptions import Interruption
-from smtpx.protocol.ledger import Entry
 from smtpx.protocol.limits import WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW, WRITE_SLICE
 from smtpx.protocol.session import Session
 
@@ -87,13 +87,12 @@ class Connection(asyncio.BufferedProtocol):
         self._raised: BaseException | None = None
         self._paused = False
         self._deadline = 0.0
-        self._total_at: float | None = None  # the send's "no later than" (loop time)
+        self._total_at = math.inf  # the send's "no later than" (loop time)
         self._total_detail = ""
         self._timer: asyncio.TimerHandle | None = None
         self._hook: Callable[[tuple[str, ...]], None] | None = None
         self._greeted: asyncio.Future[None] | None = None
-        self._logged: dict[int, Entry] = {}  # kept alive: their ids stay theirs
-        self._unanswered: list[Entry] = [session.greeting] if transcript else []
+        self._log = Transcript(session.greeting)
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -108,7 +107,7 @@ class Connection(asyncio.BufferedProtocol):
         session = self.session
         session.receive_data(self._read_into[:nbytes])
         if self.transcript:
-            self._log_replies()
+            self._log.replies()
         if self._flow is not None:
             self._deadline = self._loop.time() + self.timeout
             self._advance()
@@ -226,13 +225,12 @@ class Connection(asyncio.BufferedProtocol):
     ) -> T:
         """Run ``flow`` to its end: its result, or its error raised.
 
-        The send's total time-out is either ``total_at`` (a loop time no later than
-        which the flow must end: the read timer watches it too, so a send costs no
-        timer of its own) or ``total`` (an ``asyncio.Timeout`` around more than flows).
-        Past ``total_at``, or on the expiry of ``total``, the flow's error is judged as
-        ``TOTAL_TIMEOUT``.  Any other cancellation is re-raised (the verdict stays on
+        The send's total time-out is ``total_at`` (a loop time, watched by the read
+        timer) or ``total`` (an ``asyncio.Timeout``): past either, the flow's error is
+        judged as ``TOTAL_TIMEOUT``.  A cancellation is re-raised (the verdict stays on
         ``session.verdict``)."""
-        self._total_at, self._total_detail = total_at, total_detail
+        self._total_at = math.inf if total_at is None else total_at
+        self._total_detail = total_detail
         while True:
             action = await self._run_until_over(flow, total, total_detail)
             if action is not _START_TLS:
@@ -259,14 +257,12 @@ class Connection(asyncio.BufferedProtocol):
         self._done = done
         self._advance()
         if not done.done():
-            due = self._due()
-            timer = self._timer
-            if timer is None:
-                self._timer = loop.call_at(due, self._expire)
-            elif timer.when() > due:  # a total deadline before the armed timer
+            due, timer = min(self._deadline, self._total_at), self._timer
+            if timer is not None and timer.when() > due:  # the total deadline comes first
                 timer.cancel()
+                timer = None
+            if timer is None:  # else the armed timer finds the new deadline
                 self._timer = loop.call_at(due, self._expire)
-            # else the armed timer finds the new deadline when it fires
             try:
                 await done
             except asyncio.CancelledError as cancel:
@@ -300,21 +296,16 @@ class Connection(asyncio.BufferedProtocol):
             self._timer.cancel()
             self._timer = None
 
-    def _due(self) -> float:
-        """When the timer must fire: the read deadline, or the total one if earlier."""
-        total_at = self._total_at
-        return self._deadline if total_at is None or total_at > self._deadline else total_at
-
     def _expire(self) -> None:
         self._timer = None
         if self._flow is None or self.lost:
             return  # between exchanges: the next one arms a timer again
         now = self._loop.time()
-        if self._total_at is not None and now >= self._total_at:
+        if now >= self._total_at:
             self.interrupt(Interruption.TOTAL_TIMEOUT, self._total_detail)
             return
         if now < self._deadline:  # octets moved since (or the total is not due): wait on
-            self._timer = self._loop.call_at(self._due(), self._expire)
+            self._timer = self._loop.call_at(min(self._deadline, self._total_at), self._expire)
             return
         self.interrupt(Interruption.READ_TIMEOUT, f"no reply within timeout={self.timeout}s")
 
@@ -334,7 +325,7 @@ class Connection(asyncio.BufferedProtocol):
                     transport = self.transport
                     assert transport is not None
                     if self.transcript:
-                        self._log_sent()
+                        self._log.sent(session.ledger.entries)
                     if self._hook is not None:
                         self._before_end(WRITE_SLICE)
                     data = session.data_to_send()
@@ -385,25 +376,6 @@ class Connection(asyncio.BufferedProtocol):
             raise tls_error(exc) from exc
         _keep_the_socket_full(self.transport)
         self.session.tls_established()
-
-    # -- the transcript ---------------------------------------------------------------
-
-    def _log_sent(self) -> None:
-        logged = self._logged
-        for entry in self.session.ledger.entries:
-            if entry.parts and id(entry) not in logged:
-                logged[id(entry)] = entry
-                log_entry(entry)
-                self._unanswered.append(entry)
-        if len(logged) > 1000:
-            self._logged = {id(entry): entry for entry in self.session.ledger.entries}
-
-    def _log_replies(self) -> None:
-        unanswered = self._unanswered
-        while unanswered and unanswered[0].reply is not None:
-            entry = unanswered.pop(0)
-            assert entry.reply is not None and entry.result is not None
-            log_reply(entry.command, entry.reply, entry.result)
 
 
 def _keep_the_socket_full(transport: asyncio.Transport | None) -> None:

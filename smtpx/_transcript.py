@@ -72,3 +72,28 @@ def log_entry(entry: Entry) -> None:
 
 def _log_message(command: Command, size: int) -> None:
     transcript.debug(">>> [message: %d octets]", size, extra=record(">>>", command))
+
+
+class Transcript:
+    """What one connection has logged: each entry once as it leaves, each reply in order."""
+
+    def __init__(self, greeting: Entry) -> None:
+        self._logged: dict[int, Entry] = {}  # kept alive: their ids stay theirs
+        self._unanswered: list[Entry] = [greeting]
+
+    def sent(self, entries: list[Entry]) -> None:
+        logged = self._logged
+        for entry in entries:
+            if entry.parts and id(entry) not in logged:
+                logged[id(entry)] = entry
+                log_entry(entry)
+                self._unanswered.append(entry)
+        if len(logged) > 1000:
+            self._logged = {id(entry): entry for entry in entries}
+
+    def replies(self) -> None:
+        unanswered = self._unanswered
+        while unanswered and unanswered[0].reply is not None:
+            entry = unanswered.pop(0)
+            assert entry.reply is not None and entry.result is not None
+            log_reply(entry.command, entry.reply, entry.result)
