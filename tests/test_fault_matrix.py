@@ -170,6 +170,9 @@ class Case:
     connected: bool | None = None  # is the client still connected afterwards?
     check: Callable[[Outcome, Env], None] | None = field(default=None, repr=False)
     note: str = ""  # why the outcome is what it is, when that is not obvious
+    # Other outcomes that are as right, where the server's timing against the client's
+    # write decides which one happens (never a looser check: each is exact too).
+    races: tuple[Expect, ...] = field(default=(), repr=False)
 
 
 # -- driving smtpx ---------------------------------------------------------------------------
@@ -933,6 +936,9 @@ SINK_CASES = [
         note="the 550 arrives before the message was sent, when no command waits for a "
         "reply: it answers nothing, so smtpx never pairs it with an end of data it did not "
         "send; nothing was delivered, and every recipient is undelivered",
+        # on a loaded machine the 354 can be read alone and the message written before
+        # the 550 arrives: then the 550 answers the end of data, a plain refusal
+        races=(_e(smtpx.MailboxUnavailable, 550, Command.DATA_END),),
     ),
     Case(
         "sink-A-1",
@@ -1013,7 +1019,7 @@ async def test_fault(case: Case, request: pytest.FixtureRequest) -> None:
     except smtpx.SMTPError as error:  # anything else is unclassified: the test errors
         outcome = error
 
-    assert Expect.of(outcome) == case.expect, repr(outcome)
+    assert Expect.of(outcome) in (case.expect, *case.races), repr(outcome)
 
     # No recipient vanished: each is accepted, refused, or undelivered -- exactly once.
     if isinstance(outcome, smtpx.SendResult):
