@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Unpack
 
@@ -283,7 +283,7 @@ class Client(ClientCommands):
 
     async def send_many(
         self, messages: Iterable[MessageInput | Envelope]
-    ) -> AsyncIterator[SendResult | e.SMTPError]:
+    ) -> AsyncGenerator[SendResult | e.SMTPError, None]:
         """Send ``messages`` back to back; yield each one's outcome in order: its
         ``SendResult``, or the ``SMTPError`` it failed with (``rejected`` and
         ``undelivered`` set, as ``send()`` would raise it).
