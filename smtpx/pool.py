@@ -14,7 +14,7 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Unpack
 
@@ -164,6 +164,37 @@ class Pool(Configured):
         recipients = list(recipients) if recipients is not None else None
         if retry is not None and self._limiter is not None:
             retry = attrs.evolve(retry, on_retry=self._watching(retry.on_retry))
+        async with self._borrowed() as slot:
+            # the session the send starts on, if it reuses an open connection
+            reused = slot.client.session if slot.client.connected else None
+            send = functools.partial(
+                slot.client.send,
+                message,
+                sender=sender,
+                recipients=recipients,
+                retry=retry,
+                dsn=dsn,
+                dsn_required=dsn_required,
+                require_tls=require_tls,
+            )
+            try:
+                try:
+                    result = await self._watched(send())
+                except e.SMTPError:
+                    if not _stale(slot.client, reused):
+                        raise
+                    self.stats.stale_retries += 1
+                    slot.client.close()
+                    result = await self._watched(send())
+                return result
+            finally:
+                slot.messages += 1
+                self.stats.messages += 1
+
+    @contextlib.asynccontextmanager
+    async def _borrowed(self) -> AsyncIterator[_Slot]:
+        """A connection of the pool, within the rate limit, given back afterwards; the
+        pool counts it as in flight (``close()`` waits for it)."""
         self._in_flight += 1
         self._drained.clear()
         try:
@@ -171,31 +202,9 @@ class Pool(Configured):
                 await self._limiter.acquire()
             async with self._slots:
                 slot = await self._borrow()
-                # the session the send starts on, if it reuses an open connection
-                reused = slot.client.session if slot.client.connected else None
-                send = functools.partial(
-                    slot.client.send,
-                    message,
-                    sender=sender,
-                    recipients=recipients,
-                    retry=retry,
-                    dsn=dsn,
-                    dsn_required=dsn_required,
-                    require_tls=require_tls,
-                )
                 try:
-                    try:
-                        result = await self._watched(send())
-                    except e.SMTPError:
-                        if not _stale(slot.client, reused):
-                            raise
-                        self.stats.stale_retries += 1
-                        slot.client.close()
-                        result = await self._watched(send())
-                    return result
+                    yield slot
                 finally:
-                    slot.messages += 1
-                    self.stats.messages += 1
                     await self._give_back(slot)
         finally:
             self._in_flight -= 1
@@ -221,33 +230,18 @@ class Pool(Configured):
     ) -> AsyncGenerator[SendResult | e.SMTPError, None]:
         """Messages from ``feed``, each connection carrying up to ``max_messages``."""
         while (first := next(feed, None)) is not None:
-            self._in_flight += 1
-            self._drained.clear()
-            try:
-                if self._limiter is not None:
-                    await self._limiter.acquire()
-                async with self._slots:
-                    slot = await self._borrow()
-                    room = itertools.islice(feed, max(self.max_messages - slot.messages - 1, 0))
-                    try:
-                        async for outcome in slot.client.send_many(
-                            itertools.chain((first,), room)
-                        ):
-                            slot.messages += 1
-                            self.stats.messages += 1
-                            if isinstance(outcome, e.SMTPError):
-                                self._notice([outcome, *outcome.rejected.values()])
-                            else:
-                                self._notice(list(outcome.rejected.values()))
-                            yield outcome
-                            if self._limiter is not None:
-                                await self._limiter.acquire()
-                    finally:
-                        await self._give_back(slot)
-            finally:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._drained.set()
+            async with self._borrowed() as slot:
+                room = itertools.islice(feed, max(self.max_messages - slot.messages - 1, 0))
+                async for outcome in slot.client.send_many(itertools.chain((first,), room)):
+                    slot.messages += 1
+                    self.stats.messages += 1
+                    if isinstance(outcome, e.SMTPError):
+                        self._notice([outcome, *outcome.rejected.values()])
+                    else:
+                        self._notice(list(outcome.rejected.values()))
+                    yield outcome
+                    if self._limiter is not None:
+                        await self._limiter.acquire()
 
     async def _watched(self, sending: Awaitable[SendResult]) -> SendResult:
         # The outcome of a send, noticed on its way out: a rate limit slows the pool.

@@ -158,21 +158,29 @@ class Run:
     left: int = 0  # run_batch: messages never started
 
 
-def run_shape(shape: Shape, fault: Fault | None = None) -> Run:
+def _set_up(shape: Shape, fault: Fault | None) -> tuple[Run, bool]:
+    """A session set up as ``shape`` says (the run, and whether the setup succeeded)."""
     store = Mailstore()
     server = MemoryServer(shape.script, store)
     session = Session("client.test")
     pump = Pump(session, server, fault)
-    outcomes: list[Outcome] = [None] * len(shape.messages)
-    run = Run(shape, outcomes, session, server, store, pump)
+    run = Run(shape, [None] * len(shape.messages), session, server, store, pump)
     setup = SetupFlow(
         session, starttls=shape.starttls, secret=shape.secret, allow_plaintext_auth=True
     )
     if pump.run(setup) is Action.FAILED:
         assert setup.error is not None
         setup.error.undelivered = shape.messages[0].recipients  # as the client reports it
-        outcomes[0] = setup.error
+        run.outcomes[0] = setup.error
+        return run, False
+    return run, True
+
+
+def run_shape(shape: Shape, fault: Fault | None = None) -> Run:
+    run, ready = _set_up(shape, fault)
+    if not ready:
         return run
+    session, pump, outcomes = run.session, run.pump, run.outcomes
     for index, envelope in enumerate(shape.messages):
         if session.closed and index:
             break  # the next send() would reconnect; the first one is under way
@@ -276,18 +284,10 @@ def shapes() -> list[Shape]:
 def run_batch(shape: Shape, fault: Fault | None = None) -> Run:
     """``run_shape`` with the messages sent as one ``MailBatch``: each transaction
     pipelined behind the end of the one before where the session allows it."""
-    store = Mailstore()
-    server = MemoryServer(shape.script, store)
-    session = Session("client.test")
-    pump = Pump(session, server, fault)
-    outcomes: list[Outcome] = [None] * len(shape.messages)
-    run = Run(shape, outcomes, session, server, store, pump)
-    setup = SetupFlow(session, starttls=StartTLS.NEVER)
-    if pump.run(setup) is Action.FAILED:
-        assert setup.error is not None
-        setup.error.undelivered = shape.messages[0].recipients
-        outcomes[0] = setup.error
+    run, ready = _set_up(shape, fault)
+    if not ready:
         return run
+    session, pump, outcomes = run.session, run.pump, run.outcomes
     batch = MailBatch(session, shape.messages, chunking=shape.chunking)
     index = 0
     while (flow := batch.next_flow()) is not None:

@@ -30,13 +30,12 @@ from memory_server import Script, Sent
 from protocol_harness import ONE, THREE, Fault, Run, Shape, envelope, run_batch
 from protocol_harness import run_shape as run_one_by_one
 from test_protocol_faults import (
-    EDGE,
-    SAMPLES,
     Expected,
     _accounted,
     _compare,
     _same,
     events,
+    offsets,
     plain_error,
 )
 
@@ -99,18 +98,11 @@ def golden(name: str) -> Run:
     return run
 
 
-def offsets(size: int) -> list[int]:
-    if size <= 2 * EDGE + SAMPLES:
-        return list(range(size + 1))
-    inner = range(EDGE + 1, size - EDGE, max(1, (size - 2 * EDGE) // SAMPLES))
-    return sorted({*range(EDGE + 1), *inner, *range(size - EDGE, size + 1)})
-
-
 def faults(name: str) -> Iterator[Fault]:
     for index, step in enumerate(golden(name).pump.steps):
         if step.flow < 0:
             continue  # the setup's faults: test_protocol_faults, for every shape of it
-        for offset in offsets(step.size):
+        for offset in offsets(step):
             for what, precise in events(step):
                 yield Fault(index, offset, what, precise)
 
