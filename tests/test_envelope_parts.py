@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from memory_server import MemoryServer, Script
 from protocol_harness import Pump
+from test_protocol_session import REACH, flush
 
 from smtpx import errors as e
 from smtpx._data import dot_stuff, dot_stuff_parts, last_octets
@@ -72,48 +73,22 @@ def test_a_part_without_a_line_leading_dot_is_sent_as_it_is() -> None:
 
 # -- the octets on the wire ------------------------------------------------------------
 
-EHLO = b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
 
-
-def _ready() -> Session:
-    session = Session("client.test")
-    session.receive_data(b"220 mx.test\r\n")
-    session.ehlo()
-    _flush(session)
-    session.receive_data(EHLO)
-    session.mail("a@example.com")
-    session.rcpt("b@example.com")
-    _flush(session)
-    session.receive_data(b"250 ok\r\n250 ok\r\n")
+def _bdat_ready() -> Session:
+    session = REACH[State.RCPT_SENT]()  # MAIL and RCPT queued, pipelined
+    flush(session)
     return session
-
-
-def _data_open() -> Session:
-    session = _ready()
-    session.data()
-    _flush(session)
-    session.receive_data(b"354 go\r\n")
-    assert session.state is State.DATA_OPEN
-    return session
-
-
-def _flush(session: Session) -> bytes:
-    out = b""
-    while data := session.data_to_send():
-        out += bytes(data)
-        session.wrote(len(data))
-    return out
 
 
 Queue = Callable[[Session, bytes | tuple[bytes, ...]], object]
 
 WAYS: dict[str, tuple[Callable[[], Session], Queue]] = {
-    "DATA normalized": (_data_open, lambda s, m: s.data_payload(m, normalized=True)),
-    "DATA raw": (_data_open, lambda s, m: s.data_payload(m)),
-    "DATA encoded": (_data_open, lambda s, m: s.data_payload(m, encoded=True)),
-    "BDAT normalized": (_ready, lambda s, m: s.bdat(m, normalized=True)),
-    "BDAT raw": (_ready, lambda s, m: s.bdat(m)),
-    "BDAT not last": (_ready, lambda s, m: s.bdat(m, last=False, normalized=True)),
+    "DATA normalized": (REACH[State.DATA_OPEN], lambda s, m: s.data_payload(m, normalized=True)),
+    "DATA raw": (REACH[State.DATA_OPEN], lambda s, m: s.data_payload(m)),
+    "DATA encoded": (REACH[State.DATA_OPEN], lambda s, m: s.data_payload(m, encoded=True)),
+    "BDAT normalized": (_bdat_ready, lambda s, m: s.bdat(m, normalized=True)),
+    "BDAT raw": (_bdat_ready, lambda s, m: s.bdat(m)),
+    "BDAT not last": (_bdat_ready, lambda s, m: s.bdat(m, last=False, normalized=True)),
 }
 
 
@@ -126,7 +101,7 @@ def _wire(way: str, message: bytes | tuple[bytes, ...]) -> tuple[bytes, int] | s
     except e.InvalidMessage:
         assert not session.has_output
         return "InvalidMessage"
-    wire = _flush(session)
+    wire = flush(session)
     assert entry.size == len(wire) == entry.written  # type: ignore[attr-defined]
     return wire, entry.size  # type: ignore[attr-defined]
 
@@ -141,9 +116,9 @@ def test_parts_put_the_same_octets_on_the_wire_as_the_message_in_one_piece(way: 
 
 
 def test_the_bdat_size_counts_every_part() -> None:
-    session = _ready()
+    session = _bdat_ready()
     entry = session.bdat((b"Date: x\r\n", b"Subject: y\r\n\r\nhi\r\n"), normalized=True)
-    assert _flush(session) == b"BDAT 27 LAST\r\nDate: x\r\nSubject: y\r\n\r\nhi\r\n"
+    assert flush(session) == b"BDAT 27 LAST\r\nDate: x\r\nSubject: y\r\n\r\nhi\r\n"
     assert entry.size == 14 + 27
 
 
