@@ -34,6 +34,11 @@ class Script:
     end_reply: str = "250 2.0.0 Ok: queued"
     extra_after_end: bytes = b""  # octets sent right after the end-of-data reply
     careless_data: bool = False  # 354 to DATA even when no recipient was accepted
+    # the n-th message end (counting from 0) gets end_replies[n] when there is one
+    end_replies: tuple[str, ...] = ()
+    # a refused BDAT LAST (no recipient accepted) leaves the transaction open, as RFC 3030
+    # does not say it ends it: a MAIL then is a nested MAIL, refused until an RSET
+    bdat_refusal_keeps_transaction: bool = False
 
 
 @attrs.frozen
@@ -45,6 +50,7 @@ class Sent:
     code: int
     start: int
     end: int
+    message: int = -1  # MAIL commands received before it, less one: the message it is of
 
 
 @attrs.define
@@ -75,6 +81,7 @@ class MemoryServer:
         self.consumed = 0  # client octets parsed
         self.sent: list[Sent] = []
         self.ends: list[int] = []  # client offsets just past each message end received
+        self.mails: list[int] = []  # client offsets where each MAIL line started
         self.tls = False
         self.closed = False
         self._buffer = bytearray()
@@ -86,6 +93,7 @@ class MemoryServer:
         self._auth: list[str] = []  # pending AUTH LOGIN steps
         self._auth_user = ""
         self._nonce = b""
+        self._line_at = 0
         self._reset()
         self._reply("CONNECT", script.greeting)
 
@@ -144,6 +152,7 @@ class MemoryServer:
         if end == -1:
             return False
         line = bytes(buffer[:end]).decode("utf-8", "replace")
+        self._line_at = self.consumed
         self._consume(end + 2)
         self._command(line)
         return True
@@ -155,7 +164,14 @@ class MemoryServer:
     def _reply(self, command: str, text: str, recipient: str | None = None) -> None:
         raw = ("\r\n".join(text.split("\n")) + "\r\n").encode()
         self.sent.append(
-            Sent(command, recipient, int(text[:3]), self.produced, self.produced + len(raw))
+            Sent(
+                command,
+                recipient,
+                int(text[:3]),
+                self.produced,
+                self.produced + len(raw),
+                len(self.mails) - 1,
+            )
         )
         self.output += raw
         self.produced += len(raw)
@@ -239,6 +255,10 @@ class MemoryServer:
             self._reply("AUTH", "535 5.7.8 Authentication credentials invalid")
 
     def _do_MAIL(self, arg: str) -> None:
+        self.mails.append(self._line_at)
+        if self._sender is not None:  # Postfix's reply to a MAIL inside a transaction
+            self._reply("MAIL", "503 5.5.1 Error: nested MAIL command")
+            return
         reply = self.script.mail_reply
         if reply.startswith("2"):
             self._sender = arg[arg.index("<") + 1 : arg.index(">")]
@@ -280,8 +300,12 @@ class MemoryServer:
         self.ends.append(self.consumed)
         if self._sender is None or not self._rcpts:
             self._reply(command, "554 5.5.1 Error: no valid recipients")
+            if command == "BDAT" and self.script.bdat_refusal_keeps_transaction:
+                return
         else:
-            reply = self.script.end_reply
+            replies = self.script.end_replies
+            count = len(self.ends) - 1
+            reply = replies[count] if count < len(replies) else self.script.end_reply
             if reply.startswith("2"):
                 self.store.deliveries.append(Delivery(tuple(self._rcpts), data, self.consumed))
             self._reply(command, reply)

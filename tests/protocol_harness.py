@@ -23,11 +23,13 @@ from smtpx.protocol import (
     Action,
     Flow,
     Interruption,
+    MailBatch,
     MailFlow,
     ReplyFlow,
     Session,
     SetupFlow,
     StartTLS,
+    Transaction,
 )
 from smtpx.results import SendResult
 
@@ -152,6 +154,8 @@ class Run:
     server: MemoryServer
     store: Mailstore
     pump: Pump
+    transactions: list[Transaction | None] = attrs.field(factory=list)  # run_batch's
+    left: int = 0  # run_batch: messages never started
 
 
 def run_shape(shape: Shape, fault: Fault | None = None) -> Run:
@@ -270,3 +274,34 @@ def shapes() -> list[Shape]:
         ),
     ]
     return result
+
+
+def run_batch(shape: Shape, fault: Fault | None = None) -> Run:
+    """``run_shape`` with the messages sent as one ``MailBatch``: each transaction
+    pipelined behind the end of the one before where the session allows it."""
+    store = Mailstore()
+    server = MemoryServer(shape.script, store)
+    session = Session("client.test")
+    pump = Pump(session, server, fault)
+    outcomes: list[Outcome] = [None] * len(shape.messages)
+    run = Run(shape, outcomes, session, server, store, pump)
+    setup = SetupFlow(session, starttls=StartTLS.NEVER)
+    if pump.run(setup) is Action.FAILED:
+        assert setup.error is not None
+        setup.error.undelivered = shape.messages[0].recipients
+        outcomes[0] = setup.error
+        return run
+    batch = MailBatch(session, shape.messages, chunking=shape.chunking)
+    index = 0
+    while (flow := batch.next_flow()) is not None:
+        pump.flow_index = index
+        pump.run(flow)
+        outcomes[index] = flow.result if flow.error is None else flow.error
+        mail = flow.flow
+        run.transactions.append(mail.transaction if isinstance(mail, MailFlow) else None)
+        index += 1
+    run.left = len(list(batch.left()))
+    if not session.closed:
+        pump.flow_index = len(shape.messages)
+        pump.run(ReplyFlow(session, session.quit()))
+    return run

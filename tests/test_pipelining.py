@@ -64,7 +64,8 @@ async def test_all_refused_but_data_accepted_ends_data_empty() -> None:
         assert client.connected  # still in step
         await client.noop()
     assert server.message_bodies() == [b".\r\n"]  # nothing of the message was sent
-    assert server.commands()[-3:] == [b"RSET", b"NOOP", b"QUIT"]
+    # the reply to the "." ended the transaction (RFC 5321 §4.1.1.4): no RSET after it
+    assert server.commands()[-3:] == [b"DATA", b"NOOP", b"QUIT"]
 
 
 async def test_421_in_the_middle_raises_service_unavailable() -> None:

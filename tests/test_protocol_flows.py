@@ -85,13 +85,14 @@ def test_a_refused_sender_is_the_error_not_the_following_503s() -> None:
     assert run.store.deliveries == [] and commands(run)[-2:] == ["RSET", "QUIT"]
 
 
-def test_all_refused_but_data_accepted_ends_data_empty_then_resets() -> None:
+def test_all_refused_but_data_accepted_ends_data_empty_and_needs_no_reset() -> None:
     refuse = {r: "550 5.1.1 No such user" for r in THREE[:2]}
     run = send(Script(refuse=refuse, careless_data=True), *THREE[:2])
     error = error_of(run)
     assert type(error) is e.AllRecipientsRejected and set(error.rejected) == set(THREE[:2])
     assert error.undelivered == ()
-    assert commands(run)[-4:] == ["DATA", "DATA_END", "RSET", "QUIT"]  # "." alone, in step
+    # "." alone, in step; its reply ends the transaction (RFC 5321 §4.1.1.4): no RSET
+    assert commands(run)[-3:] == ["DATA", "DATA_END", "QUIT"]
     assert run.server.ends and run.store.deliveries == []
 
 

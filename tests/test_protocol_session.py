@@ -74,7 +74,7 @@ REACH: dict[State, Callable[[], Session]] = {
         in_transaction(), Session.data, b"250 ok\r\n250 ok\r\n354 go\r\n"
     ),
     State.BDAT_OPEN: lambda: _after(in_transaction(), lambda s: s.bdat(b"x\r\n", last=False)),
-    State.END_SENT: lambda: _after(in_transaction(), lambda s: s.bdat(b"x\r\n")),
+    State.END_SENT: lambda: _after(_reach(State.DATA_OPEN), lambda s: s.data_payload(b"x\r\n")),
     State.QUIT_SENT: lambda: _after(ready(), Session.quit),
     State.CLOSED: lambda: _after(ready(), Session.close),
 }

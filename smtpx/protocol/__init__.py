@@ -4,7 +4,8 @@ A ``Session`` turns intents into octets to write and octets received into classi
 replies, each paired with the command it answers; its ledger records what has been
 written of every command and payload; ``verdict`` says what an interruption means
 for each recipient.  Flows (``SetupFlow``, ``MailFlow``, ``AuthFlow``, ``ReplyFlow``)
-hold the decisions of whole exchanges (``prepare`` builds the ``Envelope`` a
+hold the decisions of whole exchanges (``MailBatch``: messages back to back, each
+transaction pipelined behind the one before) (``prepare`` builds the ``Envelope`` a
 ``MailFlow`` sends), so that any pump — asyncio, a blocking
 socket, trio — only moves octets.  Standard library and attrs only: no sockets, no
 event loop, no clock.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smtpx._message import Envelope, prepare
+    from smtpx.protocol.batch import MailBatch
     from smtpx.protocol.flow import Action, Flow, ReplyFlow, StepsFlow
     from smtpx.protocol.framing import ReplyFramer
     from smtpx.protocol.interruptions import Fate, Interruption, Verdict, verdict
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "Envelope": "smtpx._message",
     "prepare": "smtpx._message",
+    "MailBatch": "batch",
     "Action": "flow",
     "Flow": "flow",
     "ReplyFlow": "flow",
@@ -74,6 +77,7 @@ __all__ = [
     "Intent",
     "Interruption",
     "Ledger",
+    "MailBatch",
     "MailFlow",
     "ReplyFlow",
     "ReplyFramer",

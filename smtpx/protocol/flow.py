@@ -80,6 +80,11 @@ class Flow(Generic[T]):
     def steps(self) -> Steps[T]:
         raise NotImplementedError
 
+    @property
+    def over(self) -> bool:
+        """Whether the flow has succeeded or failed (``result`` or ``error`` is set)."""
+        return self._over is not None
+
     def next_action(self) -> Action:
         """What the pump does next (see the module docstring)."""
         if self._over is not None:

@@ -1,7 +1,8 @@
 """What an interruption means for each recipient, decided from the ledger alone.
 
 ``verdict(ledger, what, unsent=...)`` is one pure function with this truth table,
-applied to each recipient of the transaction under way (or the last one):
+applied to each recipient of the transaction under way (or the last one; or, when the
+next transaction was pipelined behind the end of a message, to each of them on its own):
 
 =====  ======================================================  ===================
 row    the ledger at the interruption                          the recipient is
@@ -37,7 +38,7 @@ import attrs
 
 from smtpx import errors as e
 from smtpx._commands import Command
-from smtpx.protocol.ledger import Entry, Ledger
+from smtpx.protocol.ledger import Entry, Ledger, Transaction
 from smtpx.results import Success
 
 __all__ = ["Fate", "Interruption", "Verdict", "verdict"]
@@ -151,6 +152,18 @@ class Verdict:
         return e.ConnectionLost(detail, command=command, recipient=recipient)
 
 
+def _missing(ledger: Ledger, transaction: Transaction | None) -> Entry | None:
+    """The entry whose reply the interrupted step waited for: the oldest unanswered one
+    from ``transaction``'s MAIL on (an older transaction's end may still be due before
+    it), else the oldest of all."""
+    if transaction is not None:
+        start = transaction.mail.start
+        for entry in ledger.entries:
+            if entry.result is None and entry.start >= start:
+                return entry
+    return ledger.outstanding()
+
+
 def _said(entry: Entry | None) -> bool:
     """Whether the server's reply to ``entry`` arrived and was SMTP in step."""
     return (
@@ -161,16 +174,24 @@ def _said(entry: Entry | None) -> bool:
 
 
 def verdict(
-    ledger: Ledger, what: Interruption, *, unsent: int | None = None, detail: str | None = None
+    ledger: Ledger,
+    what: Interruption,
+    *,
+    unsent: int | None = None,
+    detail: str | None = None,
+    transaction: Transaction | None = None,
 ) -> Verdict:
     """Judge an interruption on ``ledger`` (the truth table in this module's docstring).
 
     ``unsent``: how many of the octets reported handed to the transport were still in
     its buffer, unsent, when it happened; None when the edge cannot tell.
+    ``transaction``: the one to judge, of ``ledger.transactions`` (the newest if None).
     """
     trusted = unsent is not None and not ledger.encrypted and what is not Interruption.TLS_ERROR
     sent = ledger.handed - min(unsent or 0, ledger.handed) if trusted else ledger.handed
-    missing = ledger.outstanding()
+    if transaction is None:
+        transaction = ledger.transaction
+    missing = _missing(ledger, transaction)
     if missing is not None and missing.command is Command.CONNECT:
         phase = Phase.GREETING
     elif ledger.handshaking:
@@ -182,7 +203,6 @@ def verdict(
     answered: dict[str, Success | e.SMTPError] = {}
     end_sent = False
     mail_refusal: e.SMTPError | None = None
-    transaction = ledger.transaction
     everyone: dict[str, None] = {}
     if transaction is not None:
         end = transaction.end

@@ -5,7 +5,9 @@ handed to the transport tells, for every entry, whether it is not written, partl
 written or fully written.  Each entry that expects a reply gets it, in order
 (RFC 2920 §3.1: replies come in the order of the commands).  The entries of the
 current mail transaction are kept together (``Ledger.transaction``): that is what
-an interruption is judged on (``smtpx.protocol.interruptions``).
+an interruption is judged on (``smtpx.protocol.interruptions``).  With PIPELINING the
+next transaction may start behind the end of a message whose reply is still due
+(RFC 2920 §3.1); ``Ledger.transactions`` then holds both, each judged on its own.
 """
 
 from __future__ import annotations
@@ -125,6 +127,26 @@ class Transaction:
         """Whether the server has answered the end of the message (or refused MAIL)."""
         return (self.end is not None and self.end.answered) or self.mail.refused
 
+    @property
+    def closes_at_end(self) -> bool:
+        """Whether the server's transaction is over once the end of the message is
+        answered, whatever the answer: the final ``.`` of DATA always ends it (RFC 5321
+        §4.1.1.4: the buffers are cleared); ``BDAT … LAST`` does when MAIL and a RCPT
+        were accepted (the chunk then completes a transaction the server holds, rather
+        than answering a sequence it refused).  Only then may the next transaction
+        follow the end before its reply, and no RSET is needed after it."""
+        end = self.end
+        if end is None:
+            return False
+        if end.command is Command.DATA_END:
+            return True
+        mail = self.mail
+        return (
+            mail.answered
+            and not mail.refused
+            and any(entry.answered and not entry.refused for entry in self.rcpts.values())
+        )
+
     def rcpt_results(self) -> Mapping[str, Success | e.SMTPError]:
         return {r: entry.result for r, entry in self.rcpts.items() if entry.result is not None}
 
@@ -137,13 +159,15 @@ class Ledger:
     transaction starts, so a long-lived connection keeps a short ledger.
     """
 
-    __slots__ = ("encrypted", "entries", "handed", "handshaking", "queued", "transaction")
+    __slots__ = ("encrypted", "entries", "handed", "handshaking", "queued", "transactions")
 
     def __init__(self, *, encrypted: bool = False) -> None:
         self.entries: list[Entry] = []
         self.queued = 0
         self.handed = 0
-        self.transaction: Transaction | None = None
+        #: The transactions still of interest, oldest first: the newest, and one whose
+        #: end's reply is still due when the next was pipelined behind it.
+        self.transactions: list[Transaction] = []
         #: Whether the octets go through TLS: the edge cannot then tell which of the
         #: octets it handed over are still unsent.
         self.encrypted = encrypted
@@ -155,10 +179,19 @@ class Ledger:
         self.queued += entry.size
         return entry
 
+    @property
+    def transaction(self) -> Transaction | None:
+        """The newest transaction (None before the first MAIL)."""
+        transactions = self.transactions
+        return transactions[-1] if transactions else None
+
     def begin_transaction(self, mail: Entry, recipients: tuple[str, ...]) -> None:
-        # what came before is answered (the session allows MAIL only then): forget it
+        # what came before is answered, but for the end of a message the session let
+        # this MAIL follow: forget the rest
         self.entries = [entry for entry in self.entries if entry.result is None]
-        self.transaction = Transaction(mail, recipients)
+        kept = [t for t in self.transactions if t.end is not None and not t.end.answered]
+        kept.append(Transaction(mail, recipients))
+        self.transactions = kept
 
     def outstanding(self) -> Entry | None:
         """The oldest entry still waiting for its reply."""

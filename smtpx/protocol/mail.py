@@ -21,7 +21,7 @@ from smtpx._commands import Command
 from smtpx._message import Envelope
 from smtpx._reply import Reply
 from smtpx.protocol.flow import Flow, Steps, ok
-from smtpx.protocol.ledger import Entry
+from smtpx.protocol.ledger import Entry, Transaction
 from smtpx.protocol.session import Session
 from smtpx.protocol.states import SessionStateError
 from smtpx.results import SendResult, StartData, Success
@@ -130,14 +130,20 @@ class MailFlow(Flow[SendResult]):
         self.chunking = chunking and session.chunking
         self.accepted: list[str] = []
         self.rejected: dict[str, e.SMTPError] = {}
-        self._mail: Entry | None = None
+        self._transaction: Transaction | None = None
         super().__init__(session)
+
+    @property
+    def transaction(self) -> Transaction | None:
+        """The ledger's record of this transaction, once its MAIL is queued."""
+        return self._transaction
 
     def stopped(self) -> e.SMTPError:
         session = self.session
-        verdict, transaction = session.verdict, session.ledger.transaction
-        if verdict is not None and transaction is not None and transaction.mail is self._mail:
+        transaction = self._transaction
+        if transaction is not None and (verdict := session.verdict_for(transaction)):
             return verdict.error()  # judged on this transaction's own ledger entries
+        verdict = session.verdict
         if verdict is not None:  # closed before this transaction's MAIL was queued
             nothing = attrs.evolve(
                 verdict, recipients=(), safe_to_retry=(), unknown=(), answered={}
@@ -155,9 +161,8 @@ class MailFlow(Flow[SendResult]):
             options = mail_options(session.extensions, envelope, encrypted=session.encrypted)
             for recipient in envelope.recipients:  # every address, before anything is queued
                 check_address(recipient, role="recipient")
-            mail = self._mail = session.mail(
-                envelope.sender, options, recipients=envelope.recipients
-            )
+            mail = session.mail(envelope.sender, options, recipients=envelope.recipients)
+            self._transaction = session.ledger.transaction
             if self.pipelining:
                 reply = yield from self._pipelined(mail)
             else:
@@ -176,7 +181,12 @@ class MailFlow(Flow[SendResult]):
                 undelivered=(r for r in envelope.recipients if r not in self.rejected),
             )
             if mail is not None and not session.closed and not isinstance(error, _FATAL):
-                yield from self._reset(error)
+                transaction = self._transaction
+                assert transaction is not None
+                end = transaction.end
+                if end is None or not end.answered or not transaction.closes_at_end:
+                    yield from self._reset(error)
+                # else the end's reply closed the server's transaction: nothing to reset
             raise
         return SendResult(tuple(self.accepted), self.rejected, reply)
 

@@ -41,7 +41,7 @@ from smtpx._reply import Reply
 from smtpx._secret import Secret
 from smtpx.protocol.framing import ReplyFramer
 from smtpx.protocol.interruptions import Interruption, Verdict, verdict
-from smtpx.protocol.ledger import Entry, Ledger
+from smtpx.protocol.ledger import Entry, Ledger, Transaction
 from smtpx.protocol.limits import WRITE_SLICE
 from smtpx.protocol.lines import (
     check_payload,
@@ -70,6 +70,7 @@ _CLOSING = (e.ServiceUnavailable, e.ProtocolError)  # 421, or the session is out
 # Enum members read on every command and reply, as module constants: on Python 3.11
 # ``State.CLOSED`` goes through EnumType's __getattr__ hook, ~0.1 µs each time.
 _CLOSED, _TLS_HANDSHAKE, _CHALLENGED = State.CLOSED, State.TLS_HANDSHAKE, State.AUTH_CHALLENGED
+_END_SENT = State.END_SENT
 _MAIL, _RCPT, _DATA, _DATA_END, _BDAT = (
     Command.MAIL,
     Command.RCPT,
@@ -110,8 +111,10 @@ class Session:
         #: Why the session closed, when a reply closed it (421, a malformed or
         #: unsolicited reply).
         self.error: e.SMTPError | None = None
-        #: What an interruption meant, once ``interrupt()`` was called.
+        #: What an interruption meant, once ``interrupt()`` was called (for the newest
+        #: transaction; ``verdict_for()`` judges an older one).
         self.verdict: Verdict | None = None
+        self._interruption: tuple[Interruption, int | None, str | None] | None = None
         self._framer = ReplyFramer()
         self._extensions: dict[str, str] = {}
         self._mechanisms: tuple[str, ...] = ()
@@ -157,6 +160,14 @@ class Session:
     def has_output(self) -> bool:
         """Whether ``data_to_send()`` has octets to give."""
         return bool(self._out)
+
+    def may(self, intent: Intent) -> bool:
+        """Whether ``intent`` may be queued now (else it raises ``SessionStateError``)."""
+        try:
+            self._check(intent, Command.NOOP)
+        except SessionStateError:
+            return False
+        return True
 
     @property
     def outstanding(self) -> int:
@@ -379,9 +390,20 @@ class Session:
         ledger (``unsent``: octets reported handed that are still in the transport's
         buffer, if the edge can tell) and close."""
         if self.verdict is None:
+            self._interruption = (what, unsent, detail)
             self.verdict = verdict(self.ledger, what, unsent=unsent, detail=detail)
         self.close()
         return self.verdict
+
+    def verdict_for(self, transaction: Transaction) -> Verdict | None:
+        """The interruption's verdict on ``transaction`` (one of ``ledger.transactions``),
+        or None if there was no interruption."""
+        if self._interruption is None:
+            return None
+        if transaction is self.ledger.transaction:
+            return self.verdict
+        what, unsent, detail = self._interruption
+        return verdict(self.ledger, what, unsent=unsent, detail=detail, transaction=transaction)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -399,13 +421,18 @@ class Session:
         last: bool = False,
     ) -> Entry:
         # the common case in a few lookups; _check() says precisely what is wrong
-        moves = ISSUE.get(self.state)
+        state = self.state
+        moves = ISSUE.get(state)
         if (
             moves is None
             or intent not in moves
             or (self._awaiting and (self._barriers or "pipelining" not in self._extensions))
         ):
             self._check(intent, command, recipient)
+            if state is _END_SENT and self._awaiting:  # MAIL behind the end (_check said so)
+                end = self._awaiting[0]
+                end.barrier = False  # the end starts this group instead of ending one
+                self._barriers -= 1
         following = moves[intent]  # type: ignore[index]  # _check() raised if None
         ledger = self.ledger
         ends = last or command is _DATA_END
@@ -438,6 +465,9 @@ class Session:
                 f"{intent.value} is not allowed now: the session is {state.value}",
                 command=command,
             )
+        if state is _END_SENT:
+            self._check_follows_end(intent, command)
+            return
         if self._awaiting:
             if self._barriers:
                 waiting = next(entry for entry in self._awaiting if entry.barrier)
@@ -451,6 +481,34 @@ class Session:
                     "does not offer PIPELINING",
                     command=command,
                 )
+
+    def _check_follows_end(self, intent: Intent, command: Command) -> None:
+        """MAIL behind the end of a message, before its reply (RFC 2920 §3.1): only with
+        PIPELINING, when that end is the one reply awaited, and when its reply ends the
+        server's transaction whatever it says (``Transaction.closes_at_end``): else the
+        next transaction's commands could land in a transaction still open."""
+        awaiting = self._awaiting
+        transaction = self.ledger.transaction
+        if not awaiting:
+            return
+        if not self.pipelining:
+            raise SessionStateError(
+                f"{intent.value} must wait for the reply to the end of the message: the "
+                "server does not offer PIPELINING",
+                command=command,
+            )
+        if (
+            len(awaiting) != 1
+            or transaction is None
+            or awaiting[0] is not transaction.end
+            or not transaction.closes_at_end
+        ):
+            raise SessionStateError(
+                f"{intent.value} must wait for the replies to this transaction: it may "
+                "follow the end of a message only once the end is all that is awaited "
+                "and ends the transaction whatever its reply",
+                command=command,
+            )
 
     def _frame(self, data: bytes | bytearray | memoryview) -> bool:
         """Frame and pair what ``data`` completes; False once the session closed."""
@@ -507,7 +565,10 @@ class Session:
             self.error = result
             self.close()
             return
-        moves = REPLY_MOVES.get(self.state)
+        # Only the reply to the newest command moves the state: an older one (a pipelined
+        # MAIL, a BDAT chunk before the LAST, the end of the message the next MAIL
+        # followed) was overtaken by the commands queued after it.
+        moves = REPLY_MOVES.get(self.state) if not awaiting else None
         if moves is not None:
             for expected, good, bad in moves:
                 if expected is command:

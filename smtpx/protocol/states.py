@@ -6,7 +6,8 @@ refused with ``SessionStateError`` before a single octet is queued.  Two rules
 come on top (``smtpx.protocol.session``): without PIPELINING every command waits
 for the reply to the one before, and with it a *barrier* (a command RFC 2920 §3.1,
 RFC 3207 §4 or RFC 4954 §4 puts last in a group, or the end of a message) must be
-answered before anything follows it.
+answered before anything follows it, except that the next transaction's MAIL may
+follow the end of a message (``Session`` says when).
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ ISSUE: dict[State, dict[Intent, State | None]] = {
     },
     S.DATA_OPEN: {I.DATA_PAYLOAD: S.END_SENT},
     S.BDAT_OPEN: {I.BDAT: None, I.BDAT_LAST: S.END_SENT, I.RSET: S.READY, I.QUIT: S.QUIT_SENT},
+    # the next transaction behind the end of a message, before its reply: with
+    # PIPELINING only, and only once that end is all that is awaited and is sure to end
+    # the server's transaction (RFC 2920 §3.1 lets message content start a group)
+    S.END_SENT: {I.MAIL: S.MAIL_SENT},
 }
 
 # (state, command answered) -> (next state on a positive reply, next on a negative one).

@@ -1,0 +1,137 @@
+"""Messages back to back on one session, each transaction pipelined behind the one before.
+
+RFC 2920 §3.1 lets message content start a pipelined group, so on a server that offers
+PIPELINING the end of one message (DATA's final ``.``, or ``BDAT … LAST``) goes out in
+the same write as the next transaction's MAIL, RCPTs and DATA: a connection with
+messages queued spends one round trip per message instead of two.  The session
+allows that only when the end's reply closes the server's transaction whatever it
+says (``Transaction.closes_at_end``); otherwise the next message waits, as it would
+one at a time.
+
+Each message is its own ``MailFlow``: every reply is classified against its own
+command, one message's failure never changes another's outcome, and an interruption
+is judged on each message's own transaction in the ledger, so only a message whose
+end had been handed out can be ``DeliveryUnknown``.  ``MailBatch`` hands the flows
+out in order; the pump runs each to its end (its result or error is that message's
+outcome) and asks for the next::
+
+    batch = MailBatch(session, envelopes)
+    while (flow := batch.next_flow()) is not None:
+        run flow as any other (see ``smtpx.protocol.flow``)
+    batch.left()      # the messages never started (the session closed): send them anew
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+from smtpx import errors as e
+from smtpx._message import Envelope
+from smtpx.protocol.flow import Action, Flow, Steps
+from smtpx.protocol.mail import MailFlow
+from smtpx.protocol.session import Session
+from smtpx.protocol.states import Intent
+from smtpx.results import SendResult
+
+__all__ = ["Leading", "MailBatch"]
+
+_SEND, _RECEIVE = Action.SEND, Action.RECEIVE
+_MAIL = Intent.MAIL
+
+#: What a batch sends: a prepared envelope, or the error preparing a message gave (it
+#: is that message's outcome, in its place in the order).
+Item = Envelope | e.SMTPError
+
+
+class MailBatch:
+    """``items`` sent in order on ``session`` (greeted, EHLO'd, no transaction), each
+    transaction behind the end of the one before when the session allows it.
+
+    ``items`` is read lazily, one ahead of what has been sent, so a generator of
+    envelopes is prepared as the connection gets to it.  ``chunking`` allows BDAT when
+    the server offers it, as for ``MailFlow``.
+    """
+
+    def __init__(self, session: Session, items: Iterable[Item], *, chunking: bool = True) -> None:
+        self.session = session
+        self.chunking = chunking
+        self._items: Iterator[Item] = iter(items)
+        self._started: deque[Flow[SendResult]] = deque()
+
+    def next_flow(self) -> Leading | None:
+        """The flow of the oldest message not yet handed out; None when every message
+        was, or when the session closed with none under way (``left()`` has the rest)."""
+        started = self._started
+        if not started:
+            if self.session.closed:
+                return None
+            item = next(self._items, None)
+            if item is None:
+                return None
+            started.append(self._flow(item))
+        return Leading(self, started.popleft())
+
+    def left(self) -> Iterator[Item]:
+        """The messages not started, in order (after the session closed under the batch)."""
+        return self._items
+
+    def _flow(self, item: Item) -> Flow[SendResult]:
+        if isinstance(item, e.SMTPError):
+            return _Failed(self.session, item)
+        return MailFlow(self.session, item, pipelining=True, chunking=self.chunking)
+
+    def _follow(self) -> bool:
+        """Queue the next message's transaction behind the one under way, if the session
+        allows it now; True if octets were queued.  A message that fails before queueing
+        anything (its outcome waits in order) makes room for the one after it."""
+        session = self.session
+        while all(flow.over for flow in self._started) and session.may(_MAIL):
+            item = next(self._items, None)
+            if item is None:
+                return False
+            flow = self._flow(item)
+            self._started.append(flow)
+            if flow.next_action() is _SEND:  # its MAIL, RCPTs and DATA (or BDAT) queued
+                return True
+        return False
+
+
+class Leading(Flow[SendResult]):
+    """The oldest message's flow (``flow``: its ``MailFlow``), run by the pump: while it
+    waits for the server, the next message's transaction is queued behind its end when
+    the session allows."""
+
+    def __init__(self, batch: MailBatch, flow: Flow[SendResult]) -> None:
+        self.batch = batch
+        self.flow = flow
+        super().__init__(flow.session)
+
+    def __repr__(self) -> str:
+        return f"<MailBatch leading {self.flow!r}>"
+
+    def steps(self) -> Steps[SendResult]:  # not used: next_action() delegates
+        raise AssertionError("unreachable")
+        yield  # pragma: no cover
+
+    def next_action(self) -> Action:
+        flow = self.flow
+        action = flow.next_action()
+        if action is _SEND or action is _RECEIVE:
+            if self.batch._follow() and action is _RECEIVE:
+                return _SEND
+            return action
+        self.result, self.error = flow.result, flow.error
+        return action
+
+
+class _Failed(Flow[SendResult]):
+    """A message whose preparation failed: its error is its outcome; nothing is sent."""
+
+    def __init__(self, session: Session, error: e.SMTPError) -> None:
+        self._error = error
+        super().__init__(session)
+
+    def steps(self) -> Steps[SendResult]:
+        raise self._error
+        yield  # pragma: no cover
