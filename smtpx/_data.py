@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from smtpx.errors import InvalidMessage
 
-__all__ = ["END_OF_DATA", "dot_stuff", "dot_stuff_parts", "encode_data", "last_octets", "normalize"]
+__all__ = [
+    "END_OF_DATA",
+    "dot_stuff",
+    "dot_stuff_parts",
+    "encode_data",
+    "last_octets",
+    "normalize",
+]
 
 MAX_LINE = 998  # octets, without CRLF
 END_OF_DATA = b".\r\n"  # sent after the payload, which ends with CRLF

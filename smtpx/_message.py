@@ -137,9 +137,10 @@ def prepare(
 
     With ``add_missing_headers`` (the default), a message without a ``Date`` or a
     ``Message-ID`` header gets one, written above its first header (``Envelope.head``:
-    the message itself is not copied); the rest of the message is unchanged.  The Message-ID's domain is ``local_hostname`` when that is
-    a dotted domain name other than ``localhost``, else the sender's domain, else a
-    random name under ``.invalid`` (RFC 2606).  A caller's own headers are kept.
+    the message itself is not copied); the rest of the message is unchanged.  The
+    Message-ID's domain is ``local_hostname`` when that is a dotted domain name other
+    than ``localhost``, else the sender's domain, else a random name under ``.invalid``
+    (RFC 2606).  A caller's own headers are kept.
     """
     _check_options(dsn, dsn_required, require_tls)
     if isinstance(message, str):
