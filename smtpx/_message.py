@@ -71,7 +71,8 @@ class Envelope:
     ``data`` is those bytes: CRLF line endings, ending with CRLF, Bcc removed; what
     SIZE counts and BDAT carries.  They are kept in two parts, joined only when
     ``data`` is read: ``head``, the header lines ``prepare()`` added (``Date``,
-    ``Message-ID``; empty when it added none), and ``content``, the message as given
+    ``Message-ID``; empty when it added none; with the message's other header lines
+    when it removed a Bcc), and ``content``, the message as given, or its body
     (``Envelope(sender, recipients, data, ...)`` sets it), so that adding a header
     never copies the message.  Sending uses ``parts``.
     """
@@ -209,23 +210,25 @@ def prepare(
     if not unique:
         raise InvalidEnvelope("the message has no recipients (no To, Cc or Bcc, none given)")
 
-    if _BCC.search(block):  # Bcc is never transmitted
-        data = _BCC.sub(b"", block) + data[len(block) :]
-        block = header_block(data)
-    added = b""  # kept apart from data (Envelope.head): adding a line never copies data
+    head = b""  # lines sent above data (Envelope.head): putting them there copies no data
+    if _BCC.search(block):  # Bcc is never transmitted; the other header lines go apart
+        # the body is the one copy made of the message (joined again, it was two)
+        data, head = data[len(block) :], _BCC.sub(b"", block)
+        block = head
     if add_missing_headers and not {"date", "message-id"} <= present:
         added = _missing_headers(present, local_hostname, sender, fields)
-        if not _starts_with_headers(data):
+        if not _starts_with_headers(head or data):
             # the message is all body: the headers need the empty line, and are all of them
             added, block = added + b"\r\n", b""
+        head = added + head
     return Envelope(
         sender=sender,
         recipients=unique,
         data=data,
-        head=added,
+        head=head,
         # the added lines are ASCII: only the message's own headers can need SMTPUTF8
         smtputf8=needs_smtputf8(sender) or any(map(needs_smtputf8, unique)) or not block.isascii(),
-        eight_bit=not data.isascii(),
+        eight_bit=not (data.isascii() and head.isascii()),
         dsn=dsn,
         dsn_required=dsn_required,
         require_tls=require_tls,

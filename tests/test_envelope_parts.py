@@ -156,6 +156,24 @@ def test_preparing_a_large_message_without_date_allocates_no_copy_of_it() -> Non
     assert peak < len(message) // 10
 
 
+def test_removing_a_bcc_copies_the_body_once() -> None:
+    headers = b"From: a@example.com\r\nTo: b@example.com\r\nBcc: c@example.com\r\n"
+    message = headers + b"Subject: s\r\n\r\n" + b"0123456789abcdefghij\r\n" * 50_000
+    prepare(message)
+    tracemalloc.start()
+    try:
+        envelope = prepare(message)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert envelope.recipients == ("b@example.com", "c@example.com")
+    added, _, rest = envelope.data.partition(b"From: ")
+    assert b"From: " + rest == message.replace(b"Bcc: c@example.com\r\n", b"")
+    assert added.startswith(b"Date: ") and b"\r\nMessage-ID: <" in added
+    assert envelope.head == added + b"From: " + rest[: rest.index(b"\r\n\r\n") + 2]
+    assert peak < len(message) * 1.1  # the body once; joined again, it was twice
+
+
 def test_an_envelope_is_built_as_before_and_checks_its_parts() -> None:
     envelope = Envelope("a@example.com", ("b@example.com",), MESSAGE, False, False)
     assert envelope.data is MESSAGE and envelope.head == b"" and envelope.parts == (MESSAGE,)
