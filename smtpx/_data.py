@@ -100,6 +100,8 @@ def dot_stuff_parts(parts: tuple[bytes, ...]) -> tuple[bytes, ...]:
 
 def last_octets(parts: tuple[bytes, ...]) -> bytes:
     """The last two octets of the parts' concatenation (fewer if it is shorter)."""
+    if parts and len(parts[-1]) >= 2:
+        return parts[-1][-2:]  # the usual case: the last part is a line
     end = b""
     for part in reversed(parts):
         end = part[len(end) - 2 :] + end if len(end) < 2 else end
