@@ -16,7 +16,8 @@ def throughput(
     sink = h.start_smtp_sink(processes, pipelining=True)
     sink_p = h.start_smtp_sink(processes, pipelining=False)
     aiosmtpd = h.start_aiosmtpd(processes)
-    peers = [m.SMTPX_1, m.SMTPX_PREPARED, m.AIOSMTPLIB_1, m.SMTPLIB_1, m.SMTPX_POOL]
+    peers = [m.SMTPX_1, m.SMTPX_MANY, m.SMTPX_PREPARED, m.AIOSMTPLIB_1, m.SMTPLIB_1]
+    peers += [m.SMTPX_POOL, m.SMTPX_POOL_MANY]
     peers += [m.AIOSMTPLIB_8, m.FLOOR_1, m.FLOOR_8]
     if node_note is None:
         peers.append(m.NODEMAILER)
@@ -50,7 +51,10 @@ def throughput(
         m.Pairing(m.SMTPX_1.label, m.AIOSMTPLIB_1.label, sink.name, 1.3),
         m.Pairing(m.SMTPX_1.label, m.AIOSMTPLIB_1.label, sink_p.name, 0.95),
         m.Pairing(m.SMTPX_1.label, m.AIOSMTPLIB_1.label, aiosmtpd.name, 0.95),
+        m.Pairing(m.SMTPX_MANY.label, m.AIOSMTPLIB_1.label, sink.name, None),
         m.Pairing(m.SMTPX_POOL.label, m.NODEMAILER.label, sink.name, 1.5),
+        m.Pairing(m.SMTPX_POOL_MANY.label, m.NODEMAILER.label, sink.name, None),
+        m.Pairing(m.SMTPX_POOL_MANY.label, m.AIOSMTPLIB_8.label, sink.name, 2.5),
         m.Pairing(m.SMTPX_POOL.label, m.NODEMAILER.label, sink_p.name, None),
         m.Pairing(m.SMTPX_POOL.label, m.AIOSMTPLIB_8.label, sink.name, None),
         m.Pairing(m.SMTPX_POOL.label, m.AIOSMTPLIB_8.label, sink_p.name, None),
@@ -83,8 +87,8 @@ def throughput(
 def latency_clients(node_note: str | None) -> tuple[list[m.Client], list[m.Client]]:
     """Every client through the PIPELINING proxy; the lock-step pair and the floor through
     the ``-p`` one (where every client pays the same four round trips)."""
-    pipelined = [m.SMTPX_1, m.AIOSMTPLIB_1, m.SMTPLIB_1, m.FLOOR_1]
-    pipelined += [m.SMTPX_POOL, m.AIOSMTPLIB_8, m.FLOOR_8]
+    pipelined = [m.SMTPX_1, m.SMTPX_MANY, m.AIOSMTPLIB_1, m.SMTPLIB_1, m.FLOOR_1]
+    pipelined += [m.SMTPX_POOL, m.SMTPX_POOL_MANY, m.AIOSMTPLIB_8, m.FLOOR_8]
     if node_note is None:
         pipelined.append(m.NODEMAILER)
     return pipelined, [m.SMTPX_1, m.AIOSMTPLIB_1, m.FLOOR_1]
@@ -127,9 +131,17 @@ def latency(
                 for proxy in proxies:
                     assert proxy.helper is not None
                     processes.stop(proxy.helper)
-            for proxy in proxies:
-                target = (1.8 if rtt >= 20 else None) if proxy.pipelining else 0.95
-                a, b = (proxy.name, m.SMTPX_1.label), (proxy.name, m.AIOSMTPLIB_1.label)
+            high = rtt >= 20
+            piped, lock = proxies
+            pairs = [  # (proxy, smtpx, peer, target)
+                (piped, m.SMTPX_1, m.AIOSMTPLIB_1, 1.8 if high else None),
+                (lock, m.SMTPX_1, m.AIOSMTPLIB_1, 0.95),
+                (piped, m.SMTPX_MANY, m.AIOSMTPLIB_1, 3.5 if high else None),
+                (piped, m.SMTPX_POOL_MANY, m.AIOSMTPLIB_8, None),
+                (piped, m.SMTPX_POOL_MANY, m.NODEMAILER, 1.8 if high else None),
+            ]
+            for proxy, ours, peer, target in pairs:
+                a, b = (proxy.name, ours.label), (proxy.name, peer.label)
                 ra, rb = m.rate(results, a), m.rate(results, b)
                 ratio = ra / rb if rb == rb and rb else float("nan")
                 reps = m.per_rep_ratios(results, a, b)
@@ -138,6 +150,8 @@ def latency(
                     verdict = "met" if ratio >= target else "NOT met"
                 rows.append(
                     [
+                        ours.label,
+                        peer.label,
                         f"{rtt:g}",
                         f"{measured[proxy.name]:.2f}",
                         "yes" if proxy.pipelining else "no (-p)",
@@ -156,12 +170,14 @@ def latency(
         for server in (sink_p, sink):
             processes.stop(server.proc)
     headers = [
+        "smtpx",
+        "peer",
         "RTT ms",
         "measured ms",
         "PIPELINING",
         "msgs",
         "smtpx msg/s",
-        "aiosmtplib msg/s",
+        "peer msg/s",
         "ratio",
         "per-rep ratios",
         "target",
@@ -169,12 +185,13 @@ def latency(
         "others' CPU % (max)",
         "note",
     ]
-    print("\n### smtpx 1 conn vs aiosmtplib 1 conn through the delaying proxy\n")
+    print("\n### smtpx (send, send_many, a pool's send_many) vs its peers through the proxy\n")
     print(h.table(headers, rows))
     print(
         "\nmeasured ms: median NOOP round trip through the proxy (proxy + smtp-sink "
         "included).  Lock-step costs 4 round trips per message (MAIL, RCPT, DATA, end of "
-        "data); pipelined, 2 (MAIL+RCPT+DATA, end of data): at high RTT the ceiling is 2.0x.",
+        "data); pipelined, 2 (MAIL+RCPT+DATA, end of data): at high RTT the ceiling is 2.0x; "
+        "send_many, 1 (each end goes with the next MAIL+RCPT+DATA): 4.0x.",
         flush=True,
     )
     print("\n### Every client through the delaying proxy (msg/s, median)\n")

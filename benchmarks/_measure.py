@@ -81,7 +81,15 @@ class Client:
         return h.python_worker("throughput", self.name, *flat)
 
 
-SINGLE_CONNECTION = ("smtpx", "smtpx-data", "smtpx-prepared", "aiosmtplib", "smtplib", "floor")
+SINGLE_CONNECTION = (
+    "smtpx",
+    "smtpx-data",
+    "smtpx-prepared",
+    "smtpx-many",
+    "aiosmtplib",
+    "smtplib",
+    "floor",
+)
 FLOOR = "raw-socket floor"  # the label prefix charts.py recognises
 
 SMTPX_1 = Client("smtpx 1 conn", "smtpx")
@@ -90,6 +98,8 @@ SMTPLIB_1 = Client("smtplib 1 conn", "smtplib")
 SMTPX_DATA = Client("smtpx 1 conn, chunking=False", "smtpx-data")
 SMTPX_PREPARED = Client("smtpx 1 conn, envelope built once (diagnostic)", "smtpx-prepared")
 SMTPX_POOL = Client("smtpx pool 8", "smtpx-pool")
+SMTPX_MANY = Client("smtpx 1 conn, send_many", "smtpx-many")
+SMTPX_POOL_MANY = Client("smtpx pool 8, send_many", "smtpx-pool-many")
 AIOSMTPLIB_8 = Client("aiosmtplib 8 conns", "aiosmtplib-multi")
 NODEMAILER = Client("nodemailer pool 8", "nodemailer")
 FLOOR_1 = Client(f"{FLOOR} 1 conn", "floor")

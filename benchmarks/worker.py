@@ -8,7 +8,9 @@
 
 CLIENT is ``smtpx`` (one ``smtpx.Client``), ``smtpx-data`` (the same with
 ``chunking=False``), ``smtpx-prepared`` (the same, envelope built once: a diagnostic),
-``smtpx-pool`` (``smtpx.Pool`` of C),
+``smtpx-pool`` (``smtpx.Pool`` of C), ``smtpx-many`` (one ``smtpx.Client``, the messages
+queued up front and sent with ``send_many``), ``smtpx-pool-many`` (the same on
+``smtpx.Pool`` of C),
 ``aiosmtplib`` (one ``aiosmtplib.SMTP``, ``sendmail`` loop), ``aiosmtplib-multi``
 (C tasks, each with its own ``aiosmtplib.SMTP``), ``smtplib`` (stdlib, one connection),
 ``floor`` or ``floor-multi`` (the raw-socket floor of ``floor.py``, on 1 or C connections).
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import resource
@@ -42,6 +45,7 @@ import aiosmtplib
 from floor import open_floor
 
 import smtpx
+import smtpx.protocol
 
 HOST = "127.0.0.1"
 SENDER = "bench@example.com"
@@ -265,6 +269,56 @@ async def throughput_async(args: argparse.Namespace, message: bytes) -> dict[str
     }
 
 
+async def throughput_many(args: argparse.Namespace, message: bytes) -> dict[str, Any]:
+    """``smtpx-many``: one ``smtpx.Client``, the messages queued up front and sent with
+    ``send_many`` (each transaction pipelined behind the end of the one before);
+    ``smtpx-pool-many``: the same with ``smtpx.Pool(size=C).send_many``."""
+    client: smtpx.Client | smtpx.Pool
+    if args.client == "smtpx-pool-many":
+        client = smtpx.Pool(HOST, args.port, size=args.concurrency, **_smtpx_options())
+    else:
+        client = smtpx.Client(HOST, args.port, **_smtpx_options())
+        await client.connect()
+    envelope, expected = _envelope(_rcpts(args)), recipients_of(_rcpts(args))
+    messages = (
+        message
+        if not envelope
+        else smtpx.protocol.prepare(
+            message, sender=envelope["sender"], recipients=envelope["recipients"]
+        )
+    )
+
+    async def batch(count: int, deadline: float) -> int:
+        sent = 0
+        many = client.send_many(messages for _ in range(count))
+        async with contextlib.aclosing(many) as outcomes:
+            async for outcome in outcomes:
+                if not isinstance(outcome, smtpx.SendResult) or outcome.accepted != expected:
+                    raise RuntimeError(f"not accepted: {outcome}")
+                sent += 1
+                if time.perf_counter() > deadline:
+                    break
+        return sent
+
+    try:
+        await batch(args.warmup, time.perf_counter() + args.max_seconds)
+        profiler = _profiler(args.profile)
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        sent = await batch(args.count, t0 + args.max_seconds)
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        _save_profile(profiler, args.profile)
+    finally:
+        await (client.close() if isinstance(client, smtpx.Pool) else client.quit())
+    return {
+        "messages": sent,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "feeders": 1,
+        "warmup": args.warmup,
+        "recipients": len(expected),
+    }
+
+
 def _rcpts(args: argparse.Namespace) -> Rcpts:
     if not args.recipients:
         return None
@@ -405,7 +459,8 @@ def classify(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=("throughput", "memory", "classify"))
-    parser.add_argument("client", nargs="?", choices=(*OPENERS, "smtplib"))
+    batches = ("smtpx-many", "smtpx-pool-many")
+    parser.add_argument("client", nargs="?", choices=(*OPENERS, "smtplib", *batches))
     parser.add_argument("--port", type=int)
     parser.add_argument("--message", type=Path)
     parser.add_argument("--count", type=int, default=1000)
@@ -430,6 +485,8 @@ def main() -> int:
                 result = memory(args, message)
             elif args.client == "smtplib":
                 result = throughput_smtplib(args, message)
+            elif args.client in ("smtpx-many", "smtpx-pool-many"):
+                result = asyncio.run(throughput_many(args, message))
             else:
                 result = asyncio.run(throughput_async(args, message))
     except Exception as exc:

@@ -19,6 +19,8 @@ from smtpx import (
     _explain,
     _message,
     _oauth,
+    _oneshot,
+    _rate_limit,
     _reasons,
     _reply,
     _secret,
@@ -47,6 +49,8 @@ from smtpx._enhanced import *  # noqa: F403
 from smtpx._explain import *  # noqa: F403
 from smtpx._message import *  # noqa: F403
 from smtpx._oauth import *  # noqa: F403
+from smtpx._oneshot import *  # noqa: F403
+from smtpx._rate_limit import *  # noqa: F403
 from smtpx._reasons import *  # noqa: F403
 from smtpx._reply import *  # noqa: F403
 from smtpx._secret import *  # noqa: F403
@@ -72,6 +76,8 @@ __all__ += _enhanced.__all__
 __all__ += _explain.__all__
 __all__ += _message.__all__
 __all__ += _oauth.__all__
+__all__ += _oneshot.__all__
+__all__ += _rate_limit.__all__
 __all__ += _reasons.__all__
 __all__ += _reply.__all__
 __all__ += _secret.__all__

@@ -348,16 +348,18 @@ class Connection(asyncio.BufferedProtocol):
     def _before_end(self, size: int) -> None:
         """Run the task's ``before_end_of_message`` hook right before the write that
         hands out the end of the message; if it raises, that write never happens."""
-        transaction = self.session.ledger.transaction
-        end = transaction.end if transaction is not None else None
-        if end is None or self._hook is None:
-            return
-        handed = self.session.ledger.handed
-        if not handed < end.start + end.size <= handed + min(size, self.session_pending()):
-            return
-        to = tuple(r for r, entry in transaction.rcpts.items() if not entry.refused)  # type: ignore[union-attr]
-        if to:  # no recipient: an empty DATA that ends nothing deliverable
-            self._hook(to)
+        ledger = self.session.ledger
+        handed = ledger.handed
+        reach = handed + min(size, self.session_pending())
+        for transaction in ledger.transactions:  # two when one is pipelined behind an end
+            end = transaction.end
+            if end is None or self._hook is None:
+                continue
+            if not handed < end.start + end.size <= reach:
+                continue
+            to = tuple(r for r, entry in transaction.rcpts.items() if not entry.refused)
+            if to:  # no recipient: an empty DATA that ends nothing deliverable
+                self._hook(to)
 
     def session_pending(self) -> int:
         ledger = self.session.ledger

@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import socket
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Unpack
 
@@ -24,9 +24,9 @@ import attrs
 
 from smtpx import errors as e
 from smtpx._address import check_hostname
+from smtpx._batch_send import send_batches
 from smtpx._client_commands import ClientCommands
 from smtpx._commands import Command
-from smtpx._compose import Recipients, message_or_compose
 from smtpx._dry_run import NOT_CONNECTED, deliver_nowhere
 from smtpx._dsn import DSN
 from smtpx._edge import open_connection
@@ -39,13 +39,14 @@ from smtpx._retry_engine import send_with_retry
 from smtpx._secret import Credentials
 from smtpx._tls import TLSMode
 from smtpx.config import ClientConfig, ClientOptions, resolve_config
+from smtpx.protocol.batch import Leading
 from smtpx.protocol.mail import MailFlow
 from smtpx.protocol.session import Session
 from smtpx.protocol.setup import SetupFlow, StartTLS
 from smtpx.results import Ready, SendResult
 from smtpx.retry import RetryPolicy
 
-__all__ = ["Client", "send"]
+__all__ = ["Client"]
 
 logger = logging.getLogger("smtpx.client")
 
@@ -280,6 +281,73 @@ class Client(ClientCommands):
                 return await send_with_retry(self, envelope, retry)
             return await self.send_envelope(envelope)
 
+    async def send_many(
+        self, messages: Iterable[MessageInput | Envelope]
+    ) -> AsyncGenerator[SendResult | e.SMTPError, None]:
+        """Send ``messages`` back to back; yield each one's outcome in order: its
+        ``SendResult``, or the ``SMTPError`` it failed with (``rejected`` and
+        ``undelivered`` set, as ``send()`` would raise it).
+
+        With PIPELINING the end of one message goes out with the next one's MAIL, RCPTs
+        and DATA: one round trip per message instead of two; each reply is judged
+        against its own command, and one message's failure never changes another's.
+        Sender and recipients come from the headers (or pass envelopes from
+        ``smtpx.protocol.prepare``); a message that cannot be prepared yields its error
+        in its place.  The messages not started when the connection closes go on a new
+        one; if connecting fails, each yields that failure.  One attempt each
+        (``total_timeout`` per message), under the client's lock until the loop ends;
+        leaving the loop early finishes the message under way and starts no other.
+        """
+        if self._local_hostname is None and not self.config.dry_run:
+            self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
+        items = map(self._prepared, messages)
+        async with self._lock:
+            if self.config.dry_run:
+                for item in items:
+                    if isinstance(item, e.SMTPError):
+                        yield item
+                    else:
+                        yield deliver_nowhere(item, self.config.sink)
+                return
+            batches = send_batches(
+                items, session=self._session_for, run=self._one_of_many, chunking=self.chunking
+            )
+            async with contextlib.aclosing(batches) as outcomes:
+                async for outcome in outcomes:
+                    yield outcome
+
+    def _prepared(self, message: MessageInput | Envelope) -> Envelope | e.SMTPError:
+        if isinstance(message, Envelope):
+            return message
+        try:
+            return prepare(
+                message,
+                add_missing_headers=self.config.add_missing_headers,
+                local_hostname=self._local_hostname,
+            )
+        except e.SMTPError as error:
+            return error
+
+    def _deadline(self) -> float | None:
+        limit = self.total_timeout
+        return None if limit is None else asyncio.get_running_loop().time() + limit
+
+    async def _session_for(self, envelope: Envelope) -> Session:
+        if not self.connected:
+            await self._connect_by(self._deadline(), envelope, self.connect)
+        assert self._session is not None
+        return self._session
+
+    async def _one_of_many(self, flow: Leading) -> SendResult | e.SMTPError:
+        self._total_at = self._deadline()
+        try:
+            result = await self._run(flow)
+        except e.SMTPError as error:
+            return error
+        finally:
+            self._total_at = None
+        return attrs.evolve(result, host=self.host, port=self.port)
+
     async def send_envelope(self, envelope: Envelope) -> SendResult:
         """One attempt at a prepared envelope, within ``total_timeout`` (lock held).
 
@@ -288,9 +356,7 @@ class Client(ClientCommands):
             return deliver_nowhere(envelope, self.config.sink)
         # The deadline is handed to the connection's read timer for the flows, so a
         # send on a connection already open arms no timer of its own.
-        limit = self.total_timeout
-        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
-        self._total_at = deadline
+        deadline = self._total_at = self._deadline()
         try:
             if not self.connected:
                 await self._connect_by(deadline, envelope, self.connect)
@@ -351,44 +417,3 @@ def _refused_before_the_end(error: e.SMTPError, session: Session) -> bool:
         return False
     transaction = session.ledger.transaction
     return transaction is None or transaction.end is None or transaction.end.written == 0
-
-
-async def send(
-    message: MessageInput | None = None,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    sender: str | None = None,
-    recipients: Iterable[str] | None = None,
-    retry: RetryPolicy | None = None,
-    to: Recipients | None = None,
-    subject: str | None = None,
-    text: str | None = None,
-    html: str | None = None,
-    dsn: DSN | None = None,
-    dsn_required: bool = True,
-    require_tls: bool = False,
-    **options: Unpack[ClientOptions],
-) -> SendResult:
-    """Send one message on a new connection, then quit.  ``options`` are those of ``Client``;
-    ``dsn``, ``dsn_required`` and ``require_tls`` those of ``Client.send``.
-
-    Instead of a message, ``sender``, ``to``, ``subject`` and ``text`` and/or ``html``
-    compose one (``smtpx.compose``); giving a message and these is a ``UsageError``.
-    The connection is made by ``send`` itself, so with ``retry`` a failure to
-    connect is retried too.
-    """
-    message = message_or_compose(message, sender, to=to, subject=subject, text=text, html=html)
-    client = Client(host, port, **options)
-    try:
-        return await client.send(
-            message,
-            sender=sender,
-            recipients=recipients,
-            retry=retry,
-            dsn=dsn,
-            dsn_required=dsn_required,
-            require_tls=require_tls,
-        )
-    finally:
-        await client.quit()

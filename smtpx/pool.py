@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
+import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Unpack
 
@@ -22,7 +22,9 @@ import attrs
 
 from smtpx import errors as e
 from smtpx._dsn import DSN
-from smtpx._message import MessageInput
+from smtpx._fanout import in_order
+from smtpx._message import Envelope, MessageInput
+from smtpx._rate_limit import RateLimiter, is_seconds
 from smtpx._reasons import Reason
 from smtpx.client import Client
 from smtpx.config import ClientConfig, ClientOptions, Configured, resolve_config
@@ -31,7 +33,7 @@ from smtpx.protocol.session import Session
 from smtpx.results import SendResult
 from smtpx.retry import RetryEvent, RetryPolicy
 
-__all__ = ["Pool", "PoolStats", "RateLimiter"]
+__all__ = ["Pool", "PoolStats"]
 
 
 def _stale(client: Client, session: Session | None) -> bool:
@@ -62,94 +64,6 @@ class _Slot:
     client: Client
     messages: int = 0
     last_used: float = attrs.field(factory=time.monotonic)
-
-
-def _is_seconds(value: object) -> bool:
-    """A finite, non-negative number that is not a bool."""
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
-class RateLimiter:
-    """At most ``rate`` acquisitions per second, shared by every caller (a token bucket).
-
-    ``slow_down()`` lowers the rate for a while, when a server says it is rate
-    limiting us; a ``Pool`` calls it on every ``rate_limited`` refusal.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int = 1,
-        *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        max_slowdown: float = 64.0,
-    ) -> None:
-        valid = (
-            _is_seconds(rate)
-            and rate > 0
-            and type(burst) is int
-            and burst >= 1
-            and _is_seconds(max_slowdown)
-            and max_slowdown >= 1
-        )
-        if not valid:
-            raise e.UsageError(
-                "rate must be a positive number, burst an int of at least 1 and "
-                f"max_slowdown at least 1, not {rate!r}, {burst!r}, {max_slowdown!r}"
-            )
-        self._base = 1.0 / rate
-        self.burst = burst
-        self.max_slowdown = max_slowdown
-        self._sleep, self._clock = sleep, clock
-        self._next = clock()
-        self._slowdown, self._slow_until = 1.0, clock()
-
-    @property
-    def slowdown(self) -> float:
-        """How many times slower than configured the limiter runs now (1.0: not slowed)."""
-        if self._slowdown > 1.0 and self._clock() >= self._slow_until:
-            self._slowdown = 1.0  # the hold is over: back to the configured rate
-        return self._slowdown
-
-    @property
-    def interval(self) -> float:
-        """Seconds between acquisitions now."""
-        return self._base * self.slowdown
-
-    @property
-    def rate(self) -> float:
-        """Acquisitions per second now."""
-        return 1.0 / self.interval
-
-    def slow_down(self, factor: float = 2.0, hold: float = 300.0) -> None:
-        """Run ``factor`` times slower for the next ``hold`` seconds.
-
-        Calls while slowed compound (up to ``max_slowdown``) and restart the hold;
-        after it, the configured rate applies again.
-        """
-        if factor < 1 or hold < 0:
-            raise e.UsageError(
-                f"factor must be at least 1 and hold not negative: {factor}, {hold}"
-            )
-        self._slowdown = min(self.slowdown * factor, self.max_slowdown)
-        self._slow_until = self._clock() + hold
-
-    async def acquire(self) -> None:
-        # Reserve the next free instant synchronously (no await in between), so
-        # concurrent callers queue up one interval apart.
-        now = self._clock()
-        interval = self.interval
-        self._next = max(self._next, now - interval * (self.burst - 1))
-        wait = self._next - now
-        self._next += interval
-        if wait > 0:
-            await self._sleep(wait)
 
 
 class Pool(Configured):
@@ -185,10 +99,10 @@ class Pool(Configured):
             if type(value) is not int or value < 1:
                 raise e.UsageError(f"{name} must be an int of at least 1, not {value!r}")
         for name, number in (("idle_timeout", idle_timeout), ("check_after", check_after)):
-            if not _is_seconds(number):
+            if not is_seconds(number):
                 raise e.UsageError(f"{name} must be a number of seconds, not {number!r}")
         if not (
-            rate_limit is None or isinstance(rate_limit, RateLimiter) or _is_seconds(rate_limit)
+            rate_limit is None or isinstance(rate_limit, RateLimiter) or is_seconds(rate_limit)
         ):
             raise e.UsageError(
                 "rate_limit must be messages per second, a RateLimiter or None, "
@@ -287,6 +201,53 @@ class Pool(Configured):
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._drained.set()
+
+    async def send_many(
+        self, messages: Iterable[MessageInput | Envelope]
+    ) -> AsyncGenerator[SendResult | e.SMTPError, None]:
+        """``Client.send_many`` over the pool: up to ``size`` connections each send the
+        next message not yet taken, pipelined as there; the outcomes come in the order of
+        ``messages``.  A connection is retired after ``max_messages`` as for ``send``;
+        with a rate limit, each connection takes at most one message ahead of it."""
+        if self._closed:
+            raise e.UsageError("the pool is closed")
+        lanes = 1 if self.config.dry_run else self.size
+        async with contextlib.aclosing(in_order(messages, lanes, self._lane, 4 * lanes)) as out:
+            async for outcome in out:
+                yield outcome
+
+    async def _lane(
+        self, feed: Iterator[MessageInput | Envelope]
+    ) -> AsyncGenerator[SendResult | e.SMTPError, None]:
+        """Messages from ``feed``, each connection carrying up to ``max_messages``."""
+        while (first := next(feed, None)) is not None:
+            self._in_flight += 1
+            self._drained.clear()
+            try:
+                if self._limiter is not None:
+                    await self._limiter.acquire()
+                async with self._slots:
+                    slot = await self._borrow()
+                    room = itertools.islice(feed, max(self.max_messages - slot.messages - 1, 0))
+                    try:
+                        async for outcome in slot.client.send_many(
+                            itertools.chain((first,), room)
+                        ):
+                            slot.messages += 1
+                            self.stats.messages += 1
+                            if isinstance(outcome, e.SMTPError):
+                                self._notice([outcome, *outcome.rejected.values()])
+                            else:
+                                self._notice(list(outcome.rejected.values()))
+                            yield outcome
+                            if self._limiter is not None:
+                                await self._limiter.acquire()
+                    finally:
+                        await self._give_back(slot)
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._drained.set()
 
     async def _watched(self, sending: Awaitable[SendResult]) -> SendResult:
         # The outcome of a send, noticed on its way out: a rate limit slows the pool.

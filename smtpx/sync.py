@@ -27,9 +27,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 from smtpx import errors as e
 from smtpx._compose import Recipients, message_or_compose
 from smtpx._dsn import DSN
-from smtpx._message import MessageInput
+from smtpx._message import Envelope, MessageInput
+from smtpx._oneshot import send
 from smtpx._reply import Reply
-from smtpx.client import Client, send
+from smtpx.client import Client
 from smtpx.config import ClientConfig, ClientOptions, Configured, resolve_config
 from smtpx.loopthread import LoopThread, result_of
 from smtpx.results import SendResult
@@ -197,6 +198,17 @@ class SyncClient(Configured):
     help = _forward(Client.help)
     pipeline = _forward(Client.pipeline)
     command = _forward(Client.command)
+
+    def send_many(
+        self, messages: Iterable[MessageInput | Envelope]
+    ) -> list[SendResult | e.SMTPError]:
+        """:meth:`smtpx.Client.send_many`, blocking: every message's outcome (its
+        ``SendResult`` or its ``SMTPError``), in order, once the last one is decided."""
+
+        async def collect(session: _Session) -> list[SendResult | e.SMTPError]:
+            return [outcome async for outcome in session.client.send_many(messages)]
+
+        return self._call("send_many", collect)
 
     def quit(self) -> None:
         """Wait for sends in progress, say QUIT, close, and stop the background thread."""

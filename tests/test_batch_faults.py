@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import pytest
@@ -291,3 +292,10 @@ def test_the_bdat_end_after_refusals_is_not_followed() -> None:
     assert commands[-1] == "RSET"
     assert isinstance(run.outcomes[1], e.AllRecipientsRejected)
     assert isinstance(run.outcomes[2], SendResult) and run.outcomes[2].accepted == TWO
+
+
+def test_the_case_count_is_the_documented_one() -> None:
+    total = sum(1 for name in SHAPES for _ in faults(name))
+    page = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    assert f"**{total:,} cases**" in page
+    assert "Nine shapes" in page and len(SHAPES) == 9

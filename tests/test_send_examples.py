@@ -164,3 +164,15 @@ def test_dry_run_example() -> None:
     ]
     assert "Subject: Printed" in out
     assert out[-2:] == ["On standard output.", "-" * 79]
+
+
+def test_send_many_example() -> None:
+    assert run("send_many.py") == [
+        "sent to alice@example.com",
+        "failed: AllRecipientsRejected: RCPT TO failed: every recipient was refused, at least "
+        "one permanently [refused: <gone@example.com> 550]",
+        "failed: InvalidEnvelope: Sending failed: invalid envelope: no sender given and the "
+        "message has no From or Sender header",
+        "sent to carol@example.com",
+        "the server received 2 messages",
+    ]

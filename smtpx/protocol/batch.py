@@ -23,6 +23,7 @@ outcome) and asks for the next::
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -58,6 +59,7 @@ class MailBatch:
         self.chunking = chunking
         self._items: Iterator[Item] = iter(items)
         self._started: deque[Flow[SendResult]] = deque()
+        self._left: Iterator[Item] = iter(())
 
     def next_flow(self) -> Leading | None:
         """The flow of the oldest message not yet handed out; None when every message
@@ -72,9 +74,14 @@ class MailBatch:
             started.append(self._flow(item))
         return Leading(self, started.popleft())
 
+    def stop(self) -> None:
+        """Start no further message: ``next_flow()`` hands out only those under way."""
+        self._left, self._items = self._items, iter(())
+
     def left(self) -> Iterator[Item]:
-        """The messages not started, in order (after the session closed under the batch)."""
-        return self._items
+        """The messages not started, in order (after the session closed under the batch,
+        or ``stop()``)."""
+        return itertools.chain(self._left, self._items)
 
     def _flow(self, item: Item) -> Flow[SendResult]:
         if isinstance(item, e.SMTPError):
