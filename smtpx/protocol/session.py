@@ -311,9 +311,9 @@ class Session:
             raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
         if not normalized:  # across parts too: a CR ending one, an LF starting the next
             chunk = normalize(b"".join(chunk) if isinstance(chunk, tuple) else chunk)
-        chunks = tuple(part for part in chunk if part) if isinstance(chunk, tuple) else (chunk,)
+        parts = chunk if isinstance(chunk, tuple) else (chunk,)
+        chunks = tuple(part for part in parts if part)  # an empty chunk: the line alone
         size = sum(map(len, chunks))
-        chunks = chunks if size else ()
         line = b"BDAT %d LAST\r\n" % size if last else b"BDAT %d\r\n" % size
         return self._queue(intent, _BDAT, (line, *chunks), None, last)
 
