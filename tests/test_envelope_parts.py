@@ -143,15 +143,20 @@ def test_a_message_that_is_all_body_gets_its_header_lines_and_the_empty_line() -
     assert not envelope.smtputf8
 
 
-def test_preparing_a_large_message_without_date_allocates_no_copy_of_it() -> None:
-    message = MESSAGE + b"0123456789abcdefghijklmnopqrstuvwxyz\r\n" * 30_000  # ~1.1 MiB
+def _prepared_with_peak(message: bytes) -> tuple[Envelope, int]:
+    """``prepare(message)`` and the most memory it had allocated at once."""
     prepare(message)  # warm caches (the regular expressions, the Date formatter)
     tracemalloc.start()
     try:
         envelope = prepare(message)
-        peak = tracemalloc.get_traced_memory()[1]
+        return envelope, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def test_preparing_a_large_message_without_date_allocates_no_copy_of_it() -> None:
+    message = MESSAGE + b"0123456789abcdefghijklmnopqrstuvwxyz\r\n" * 30_000  # ~1.1 MiB
+    envelope, peak = _prepared_with_peak(message)
     assert envelope.content is message
     assert peak < len(message) // 10
 
@@ -159,13 +164,7 @@ def test_preparing_a_large_message_without_date_allocates_no_copy_of_it() -> Non
 def test_removing_a_bcc_copies_the_body_once() -> None:
     headers = b"From: a@example.com\r\nTo: b@example.com\r\nBcc: c@example.com\r\n"
     message = headers + b"Subject: s\r\n\r\n" + b"0123456789abcdefghij\r\n" * 50_000
-    prepare(message)
-    tracemalloc.start()
-    try:
-        envelope = prepare(message)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    envelope, peak = _prepared_with_peak(message)
     assert envelope.recipients == ("b@example.com", "c@example.com")
     added, _, rest = envelope.data.partition(b"From: ")
     assert b"From: " + rest == message.replace(b"Bcc: c@example.com\r\n", b"")
