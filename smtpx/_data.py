@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from smtpx.errors import InvalidMessage
 
-__all__ = ["END_OF_DATA", "dot_stuff", "encode_data", "normalize"]
+__all__ = [
+    "END_OF_DATA",
+    "dot_stuff",
+    "dot_stuff_parts",
+    "encode_data",
+    "last_octets",
+    "normalize",
+]
 
 MAX_LINE = 998  # octets, without CRLF
 END_OF_DATA = b".\r\n"  # sent after the payload, which ends with CRLF
@@ -68,6 +75,37 @@ def dot_stuff(data: bytes) -> bytes:
     if b"\n." in data:
         data = data.replace(b"\n.", b"\n..")
     return b"." + data if data.startswith(b".") else data
+
+
+def dot_stuff_parts(parts: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """``dot_stuff`` of the parts' concatenation, part by part, never joining them.
+
+    A part's first octet leads a line when the part before it ends with LF (or it is
+    the first part); only then is its leading "." doubled.  Every other line-leading
+    "." follows an LF inside its own part.  Empty parts are dropped; a part with no
+    line-leading "." is returned as it is, not copied."""
+    stuffed: list[bytes] = []
+    line_leading = True
+    for part in parts:
+        if not part:
+            continue
+        if b"\n." in part:
+            part = part.replace(b"\n.", b"\n..")
+        if line_leading and part.startswith(b"."):
+            stuffed.append(b".")  # a part of its own: the message is not copied for it
+        stuffed.append(part)
+        line_leading = part.endswith(b"\n")
+    return tuple(stuffed)
+
+
+def last_octets(parts: tuple[bytes, ...]) -> bytes:
+    """The last two octets of the parts' concatenation (fewer if it is shorter)."""
+    if parts and len(parts[-1]) >= 2:
+        return parts[-1][-2:]  # the usual case: the last part is a line
+    end = b""
+    for part in reversed(parts):
+        end = part[len(end) - 2 :] + end if len(end) < 2 else end
+    return end[-2:]
 
 
 def encode_data(message: bytes) -> bytes:

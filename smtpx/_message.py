@@ -19,6 +19,7 @@ from email.errors import MessageError
 from email.header import Header
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
 import attrs
 
@@ -51,13 +52,35 @@ class ComposedMessage(EmailMessage):
         self.bcc: tuple[str, ...] = ()
 
 
+def _bytes(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bytes):
+        name = attribute.alias
+        raise UsageError(f"Envelope's {name} must be bytes, not {type(value).__name__}")
+
+
+def _head(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _bytes(instance, attribute, value)
+    if isinstance(value, bytes) and value and not value.endswith(b"\r\n"):
+        raise UsageError("Envelope's head must be whole lines, each ending with CRLF")
+
+
 @attrs.frozen
 class Envelope:
-    """Who the message is from and to, and the exact bytes DATA will carry."""
+    """Who the message is from and to, and the exact bytes DATA will carry.
+
+    ``data`` is those bytes: CRLF line endings, ending with CRLF, Bcc removed; what
+    SIZE counts and BDAT carries.  They are kept in two parts, joined only when
+    ``data`` is read: ``head``, the header lines ``prepare()`` added (``Date``,
+    ``Message-ID``; empty when it added none; with the message's other header lines
+    when it removed a Bcc), and ``content``, the message as given, or its body
+    (``Envelope(sender, recipients, data, ...)`` sets it), so that adding a header
+    never copies the message.  Sending uses ``parts``.
+    """
 
     sender: str
     recipients: tuple[str, ...]
-    data: bytes  # CRLF line endings, ending with CRLF, Bcc removed: what SIZE and BDAT carry
+    #: The message below ``head``: the whole of ``data`` when ``head`` is empty.
+    content: bytes = attrs.field(alias="data", validator=_bytes)
     smtputf8: bool  # an address or a header needs SMTPUTF8
     eight_bit: bool  # the content has octets over 127 (BODY=8BITMIME)
     #: Delivery status notifications to ask for (RFC 3461), and whether a server without
@@ -66,6 +89,26 @@ class Envelope:
     dsn_required: bool = True
     #: REQUIRETLS (RFC 8689): the message travels only over TLS, all the way.
     require_tls: bool = False
+    #: Header lines sent above ``content``, each ending with CRLF.
+    head: bytes = attrs.field(default=b"", kw_only=True, validator=_head)
+
+    @property
+    def data(self) -> bytes:
+        """``head`` and ``content`` as one bytes object (``content`` itself, not a copy,
+        when ``head`` is empty)."""
+        return self.head + self.content if self.head else self.content
+
+    @property
+    def parts(self) -> tuple[bytes, ...]:
+        """``data`` as the parts it is kept in, none of them empty: what is sent."""
+        if not self.head:
+            return (self.content,) if self.content else ()
+        return (self.head, self.content) if self.content else (self.head,)
+
+    @property
+    def size(self) -> int:
+        """``len(data)``, without joining the parts: what SIZE (RFC 1870) announces."""
+        return len(self.head) + len(self.content)
 
     @property
     def payload(self) -> bytes:
@@ -94,10 +137,11 @@ def prepare(
     FROM: only over TLS, to a server that offers it (else ``ExtensionRequired``).
 
     With ``add_missing_headers`` (the default), a message without a ``Date`` or a
-    ``Message-ID`` header gets one, written above its first header; the rest of the
-    message is unchanged.  The Message-ID's domain is ``local_hostname`` when that is
-    a dotted domain name other than ``localhost``, else the sender's domain, else a
-    random name under ``.invalid`` (RFC 2606).  A caller's own headers are kept.
+    ``Message-ID`` header gets one, written above its first header (``Envelope.head``:
+    the message itself is not copied); the rest of the message is unchanged.  The
+    Message-ID's domain is ``local_hostname`` when that is a dotted domain name other
+    than ``localhost``, else the sender's domain, else a random name under ``.invalid``
+    (RFC 2606).  A caller's own headers are kept.
     """
     _check_options(dsn, dsn_required, require_tls)
     if isinstance(message, str):
@@ -110,9 +154,9 @@ def prepare(
         fields = _object_fields(message)
         utf8 = _has_utf8_address(fields)
         data = normalize(_serialize(message, utf8=utf8, legacy_values=legacy_values))
-        head = header_block(data)
+        block = header_block(data)
         names = message.keys()
-        if field_names(head) != names:
+        if field_names(block) != names:
             raise InvalidMessage(
                 "the serialised message's headers are not the message object's own: "
                 "a header value would add headers or end the headers early"
@@ -125,9 +169,9 @@ def prepare(
                 "the message starts with a space or tab, which continues no header: "
                 "parsers disagree on where its headers are"
             )
-        head = header_block(data)
+        block = header_block(data)
         reading = sender is None or recipients is None or add_missing_headers
-        fields = field_values(head) if reading else {}
+        fields = field_values(block) if reading else {}
         present = set(fields)
     else:
         raise InvalidEnvelope(
@@ -166,21 +210,25 @@ def prepare(
     if not unique:
         raise InvalidEnvelope("the message has no recipients (no To, Cc or Bcc, none given)")
 
-    if _BCC.search(head):  # Bcc is never transmitted
-        data = _BCC.sub(b"", head) + data[len(head) :]
-        head = header_block(data)
+    head = b""  # lines sent above data (Envelope.head): putting them there copies no data
+    if _BCC.search(block):  # Bcc is never transmitted; the other header lines go apart
+        # the body is the one copy made of the message (joined again, it was two)
+        data, head = data[len(block) :], _BCC.sub(b"", block)
+        block = head
     if add_missing_headers and not {"date", "message-id"} <= present:
         added = _missing_headers(present, local_hostname, sender, fields)
-        if _starts_with_headers(data):
-            data, head = added + data, added + head
-        else:  # the message is all body: the headers need the empty line after them
-            data, head = b"".join((added, b"\r\n", data)), added
+        if not _starts_with_headers(head or data):
+            # the message is all body: the headers need the empty line, and are all of them
+            added, block = added + b"\r\n", b""
+        head = added + head
     return Envelope(
         sender=sender,
         recipients=unique,
         data=data,
-        smtputf8=needs_smtputf8(sender) or any(map(needs_smtputf8, unique)) or not head.isascii(),
-        eight_bit=not data.isascii(),
+        head=head,
+        # the added lines are ASCII: only the message's own headers can need SMTPUTF8
+        smtputf8=needs_smtputf8(sender) or any(map(needs_smtputf8, unique)) or not block.isascii(),
+        eight_bit=not (data.isascii() and head.isascii()),
         dsn=dsn,
         dsn_required=dsn_required,
         require_tls=require_tls,

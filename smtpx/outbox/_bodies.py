@@ -25,13 +25,14 @@ class Bodies:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def write(self, data: bytes) -> str:
-        """Store ``data`` durably; return its file name (relative to the directory)."""
+    def write(self, *parts: bytes) -> str:
+        """Store the ``parts``, one after the other, durably; return the file's name
+        (relative to the directory)."""
         self.directory.mkdir(mode=0o700, exist_ok=True)
         name = secrets.token_hex(16) + SUFFIX
         temporary = self.directory / f".{name}.tmp"
         with open(temporary, "wb") as file:
-            file.write(data)
+            file.writelines(parts)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, self.directory / name)

@@ -161,18 +161,18 @@ class Outbox:
         with storage_errors():
             if key is not None and (existing := self._store.find_key(key)) is not None:
                 return existing
-            data = envelope.data
+            size = envelope.size
             body_file = None
-            if len(data) > self.inline_limit:
-                body_file = await asyncio.to_thread(self._bodies.write, data)
+            if size > self.inline_limit:  # written part by part: a large message is not copied
+                body_file = await asyncio.to_thread(self._bodies.write, *envelope.parts)
             now = self._clock()
             try:
                 message_id, stored = self._store.add(
                     key=key,
                     sender=envelope.sender,
                     recipients=envelope.recipients,
-                    size=len(data),
-                    body=None if body_file else data,
+                    size=size,
+                    body=None if body_file else envelope.data,
                     body_file=body_file,
                     now=now,
                     expires=now + age,

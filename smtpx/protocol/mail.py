@@ -59,7 +59,7 @@ def mail_options(
         assert envelope.dsn is not None
         options += envelope.dsn.mail_parameters()
     if "size" in extensions:
-        size = len(envelope.data)  # RFC 1870: CRLF line ends, before dot-stuffing
+        size = envelope.size  # RFC 1870: CRLF line ends, before dot-stuffing
         options.append(f"SIZE={size}")
         limit = extensions["size"].strip()
         if limit.isdigit() and 0 < int(limit) < size:
@@ -209,12 +209,12 @@ class MailFlow(Flow[SendResult]):
         """The message itself, once a recipient has accepted: BDAT when offered, else DATA."""
         session, envelope = self.session, self.envelope
         if self.chunking:
-            end = session.bdat(envelope.data, last=True, normalized=True)
+            end = session.bdat(envelope.parts, last=True, normalized=True)
         else:
             data = session.data()
             yield data
             ok(data.result)
-            end = session.data_payload(envelope.data, normalized=True)
+            end = session.data_payload(envelope.parts, normalized=True)
         yield end
         return ok(end.result).reply
 
@@ -226,8 +226,8 @@ class MailFlow(Flow[SendResult]):
         final: Entry | None = None
         if not self.chunking:
             final = session.data()
-        elif len(envelope.data) <= CHUNK_IN_PIPELINE:
-            final = session.bdat(envelope.data, last=True, normalized=True)
+        elif envelope.size <= CHUNK_IN_PIPELINE:
+            final = session.bdat(envelope.parts, last=True, normalized=True)
         group = (mail, *rcpts, *((final,) if final is not None else ()))
         yield group  # every reply, or up to a 421 or a reply that is not SMTP (closed)
         if not isinstance(
@@ -251,7 +251,7 @@ class MailFlow(Flow[SendResult]):
             return (yield from self._message())
         result = ok(last)
         if isinstance(result, StartData):
-            end = session.data_payload(envelope.data, normalized=True)
+            end = session.data_payload(envelope.parts, normalized=True)
             yield end
             return ok(end.result).reply
         return result.reply  # BDAT's: the message went with the commands

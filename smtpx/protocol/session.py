@@ -29,7 +29,14 @@ from smtpx import errors as e
 from smtpx._address import check_address, check_hostname, param_arg, text_arg
 from smtpx._classify import classify
 from smtpx._commands import Command
-from smtpx._data import END_OF_DATA, dot_stuff, encode_data, normalize
+from smtpx._data import (
+    END_OF_DATA,
+    dot_stuff,
+    dot_stuff_parts,
+    encode_data,
+    last_octets,
+    normalize,
+)
 from smtpx._reply import Reply
 from smtpx._secret import Secret
 from smtpx.protocol.framing import ReplyFramer
@@ -257,39 +264,58 @@ class Session:
         return self._queue(_I_DATA, _DATA, (_DATA_LINE,))
 
     def data_payload(
-        self, payload: bytes, *, encoded: bool = False, normalized: bool = False
+        self,
+        payload: bytes | tuple[bytes, ...],
+        *,
+        encoded: bool = False,
+        normalized: bool = False,
     ) -> Entry:
         """After the 354: the message and its final ``.``; the reply decides delivery.
 
         The message is normalised and dot-stuffed here.  ``normalized`` says it has
         CRLF line endings already (``Envelope.data``): it is then only dot-stuffed.
         ``encoded`` says it is dot-stuffed too (``Envelope.payload``); even then, a
-        payload that would end DATA early is refused.
+        payload that would end DATA early is refused.  A tuple of parts
+        (``Envelope.parts``) is sent as their concatenation; with ``normalized`` they
+        are dot-stuffed one by one and never joined.
         """
+        if isinstance(payload, tuple):
+            if normalized and not encoded:
+                # dot-stuffing doubles every line-leading ".", so nothing it returns can
+                # end DATA early, whatever the line endings: one pass, no check after it
+                parts = dot_stuff_parts(payload)
+                check_payload_end(last_octets(parts))
+                return self._queue(_I_PAYLOAD, _DATA_END, (*parts, END_OF_DATA))
+            payload = b"".join(payload)  # normalising and checking look across the parts
         if encoded:
             payload = check_payload(payload)
         elif normalized:
-            # dot-stuffing doubles every line-leading ".", so nothing it returns can
-            # end DATA early, whatever the line endings: one pass, no check after it
             payload = check_payload_end(dot_stuff(payload))
         else:
             payload = encode_data(payload)
         return self._queue(_I_PAYLOAD, _DATA_END, (payload, END_OF_DATA))
 
-    def bdat(self, chunk: bytes, *, last: bool = True, normalized: bool = False) -> Entry:
+    def bdat(
+        self, chunk: bytes | tuple[bytes, ...], *, last: bool = True, normalized: bool = False
+    ) -> Entry:
         """``BDAT <size> [LAST]`` and the chunk itself (CHUNKING, RFC 3030).
 
         Line endings are normalised unless ``normalized`` says they are; nothing is
-        dot-stuffed.  The last octet of a LAST chunk is the end of the message.
+        dot-stuffed.  The last octet of a LAST chunk is the end of the message.  A
+        tuple of parts (``Envelope.parts``) is one chunk, their concatenation; with
+        ``normalized`` they are sent as they are, never joined.
         """
         intent = _I_BDAT_LAST if last else _I_BDAT
         self._check(intent, _BDAT)
         if not self.chunking:
             raise e.ExtensionRequired("the server does not offer CHUNKING", command=Command.BDAT)
-        if not normalized:
-            chunk = normalize(chunk)
-        line = b"BDAT %d LAST\r\n" % len(chunk) if last else b"BDAT %d\r\n" % len(chunk)
-        return self._queue(intent, _BDAT, (line, chunk) if chunk else (line,), None, last)
+        if not normalized:  # across parts too: a CR ending one, an LF starting the next
+            chunk = normalize(b"".join(chunk) if isinstance(chunk, tuple) else chunk)
+        parts = chunk if isinstance(chunk, tuple) else (chunk,)
+        chunks = tuple(part for part in parts if part)  # an empty chunk: the line alone
+        size = sum(map(len, chunks))
+        line = b"BDAT %d LAST\r\n" % size if last else b"BDAT %d\r\n" % size
+        return self._queue(intent, _BDAT, (line, *chunks), None, last)
 
     def rset(self) -> Entry:
         return self._queue(_I_RSET, Command.RSET, (_RSET_LINE,))
