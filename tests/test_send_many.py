@@ -190,3 +190,58 @@ async def test_smtp_sink_takes_a_long_batch(smtp_sink: SmtpSinkFactory) -> None:
         got = await outcomes(client, [message(index) for index in range(200)])
     assert kinds(got, *[smtpx.SendResult] * 200)
     assert [o.accepted for o in got[:2]] == [("user0@example.test",), ("user1@example.test",)]
+
+
+def tagged(index: int) -> bytes:
+    """Message ``index`` from its own sender, to its own recipient, with its own body."""
+    return (
+        f"From: s{index}@example.test\r\nTo: r{index}@example.test\r\nSubject: {index}\r\n"
+        f"\r\nbody-of-{index}\r\n"
+    ).encode()
+
+
+CLOSES = [
+    ("MAIL", "s{}@", False),
+    ("RCPT", "r{}@", False),
+    ("DATA_END", "body-of-{}", False),  # closed before it takes the message
+    ("DATA_END", "body-of-{}", True),  # took the message, the reply lost
+]
+
+
+@pytest.mark.parametrize("chunking", [False, True], ids=["DATA", "BDAT"])
+@pytest.mark.parametrize(("command", "match", "record"), CLOSES)
+@pytest.mark.parametrize("which", [0, 1, 2])
+async def test_a_connection_closed_at_any_command_of_any_message(
+    which: int, command: str, match: str, record: bool, chunking: bool
+) -> None:
+    # the server drops the connection at one command of one of three pipelined
+    # messages: that message alone has the verdict of where it stopped, the ones
+    # before it are sent, the ones after go on a new connection, nothing twice
+    end = command == "DATA_END"
+    if chunking and end:
+        command = "BDAT"
+    async with ScriptedServer(pipelining=True, chunking=chunking) as server:
+        rule = match.format(which)
+        if end:
+            server.on(command, match=rule, close=True, times=1, record=record)
+        else:
+            server.on(command, match=rule, close=True, times=1)
+        async with smtpx.Client(server.host, server.port, **PLAIN) as client:
+            got = await outcomes(client, [tagged(n) for n in range(3)])
+        for index, outcome in enumerate(got):
+            if index != which:
+                # before it: sent; behind it on the lost connection, its end not sent:
+                # sent again on a new one, as one at a time
+                assert isinstance(outcome, smtpx.SendResult), (index, outcome)
+                assert outcome.accepted == (f"r{index}@example.test",)
+            elif end or chunking:
+                # its end was handed out (with BDAT, in the write with its MAIL): the
+                # server may have it, so never "safe to retry"
+                assert isinstance(outcome, smtpx.DeliveryUnknown), outcome
+                assert outcome.undelivered == (f"r{index}@example.test",)
+            else:
+                assert isinstance(outcome, smtpx.ConnectionLost), outcome
+                assert outcome.retryable and outcome.undelivered == (f"r{index}@example.test",)
+        delivered = [m.subject or "" for m in server.messages]
+        wanted = [str(n) for n in range(3) if n != which or record]
+        assert sorted(delivered) == wanted  # each once

@@ -6,6 +6,13 @@ the same write as the next transaction's MAIL, RCPTs and DATA: a connection with
 messages queued spends one round trip per message instead of two.  The session
 allows that only when the end's reply closes the server's transaction whatever it
 says (``Transaction.closes_at_end``); otherwise the next message waits, as it would
+one at a time.  The batch follows DATA's final ``.`` only: with CHUNKING a message
+takes one round trip already, and a message queued behind ``BDAT … LAST`` would put
+its own end on the wire before the previous reply, so one lost connection would
+leave both unknown.  When the session closes while waiting for an earlier message's reply
+with a message queued behind it and its end not handed out, that message goes back
+to ``left()``:
+nothing of it was delivered, and it is sent on a new session as it would have been
 one at a time.
 
 Each message is its own ``MailFlow``: every reply is classified against its own
@@ -18,7 +25,7 @@ outcome) and asks for the next::
     batch = MailBatch(session, envelopes)
     while (flow := batch.next_flow()) is not None:
         run flow as any other (see ``smtpx.protocol.flow``)
-    batch.left()      # the messages never started (the session closed): send them anew
+    batch.left()      # the messages not sent when the session closed: send them anew
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 
 from smtpx import errors as e
+from smtpx._commands import Command
 from smtpx._message import Envelope
 from smtpx.protocol.flow import Action, Flow, Steps
 from smtpx.protocol.mail import MailFlow
@@ -39,6 +47,7 @@ __all__ = ["Leading", "MailBatch"]
 
 _SEND, _RECEIVE = Action.SEND, Action.RECEIVE
 _MAIL = Intent.MAIL
+_DATA_END = Command.DATA_END
 
 #: What a batch sends: a prepared envelope, or the error preparing a message gave (it
 #: is that message's outcome, in its place in the order).
@@ -64,6 +73,8 @@ class MailBatch:
     def next_flow(self) -> Leading | None:
         """The flow of the oldest message not yet handed out; None when every message
         was, or when the session closed with none under way (``left()`` has the rest)."""
+        if self.session.closed and self._started:
+            self._take_back()
         started = self._started
         if not started:
             if self.session.closed:
@@ -73,6 +84,32 @@ class MailBatch:
                 return None
             started.append(self._flow(item))
         return Leading(self, started.popleft())
+
+    def _take_back(self) -> None:
+        """The session closed while a message waited behind the one under way, for a
+        reply to an earlier message: if its end was never handed out, nothing of it can
+        have been delivered, so it goes back to the messages not started (sent on a new
+        session, as it would have been one at a time) rather than failing for what
+        ended the message before it.  Messages that failed before queueing anything
+        keep their outcomes, in order."""
+        kept: deque[Flow[SendResult]] = deque()
+        back: list[Item] = []
+        missing = self.session.ledger.outstanding()  # the reply the session waited for
+        for flow in self._started:
+            transaction = flow.transaction if isinstance(flow, MailFlow) else None
+            if (
+                isinstance(flow, MailFlow)
+                and transaction is not None
+                and missing is not None
+                and missing.start < transaction.mail.start  # an earlier message's reply
+                and _queued_without_end(flow)
+            ):
+                back.append(flow.envelope)
+            else:  # it failed before queueing anything, or the server may have it
+                kept.append(flow)
+        if back:
+            self._started = kept
+            self._items = itertools.chain(back, self._items)
 
     def stop(self) -> None:
         """Start no further message: ``next_flow()`` hands out only those under way."""
@@ -93,6 +130,10 @@ class MailBatch:
         allows it now; True if octets were queued.  A message that fails before queueing
         anything (its outcome waits in order) makes room for the one after it."""
         session = self.session
+        transaction = session.ledger.transaction
+        if transaction is not None and transaction.end is not None:
+            if transaction.end.command is not _DATA_END and not transaction.end.answered:
+                return False  # behind BDAT … LAST: see the module docstring
         while all(flow.over for flow in self._started) and session.may(_MAIL):
             item = next(self._items, None)
             if item is None:
@@ -102,6 +143,15 @@ class MailBatch:
             if flow.next_action() is _SEND:  # its MAIL, RCPTs and DATA (or BDAT) queued
                 return True
         return False
+
+
+def _queued_without_end(flow: MailFlow) -> bool:
+    """Whether ``flow`` queued its transaction and not all of its end was handed out."""
+    transaction = flow.transaction
+    if transaction is None:
+        return False
+    end = transaction.end
+    return end is None or end.written < end.size
 
 
 class Leading(Flow[SendResult]):
