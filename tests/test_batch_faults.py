@@ -84,6 +84,11 @@ SHAPES = {
             (envelope(ONE), envelope(TWO), envelope(THREE)),
         ),
         Shape(
+            "a 421 at the first's end, DATA",
+            attrs.evolve(piped, end_replies=("421 4.3.2 Shutting down",)),
+            messages,
+        ),
+        Shape(
             "MAIL refused every time, DATA",
             attrs.evolve(piped, mail_reply="553 5.1.8 Bad sender", careless_data=True),
             (envelope(ONE), envelope(TWO)),
@@ -136,14 +141,15 @@ def expect(name: str, fault: Fault, actual: Run) -> list[Expected | None]:
         def received(reply: Sent) -> bool:
             return reply.end <= seen
 
+        end_at = _end_of(run, index)
+        earlier = [r for r in run.server.sent if 0 <= r.message < index and r.command != "QUIT"]
+        closed_before = any(not received(r) or r.code == 421 for r in earlier)
+        if closed_before and (end_at is None or handed < end_at):
+            result.append(None)  # behind a message the fault ended, its end not sent: resent
+            continue
         closing = any(received(r) and r.code == 421 for r in own)  # it closed the session
         if closing or all(received(r) for r in own if r.command != "RSET"):
             result.append(Expected(type(outcome), golden=outcome))
-            continue
-        end_at = _end_of(run, index)
-        earlier = [r for r in run.server.sent if 0 <= r.message < index and r.command != "QUIT"]
-        if any(not received(r) for r in earlier) and (end_at is None or handed < end_at):
-            result.append(None)  # behind a message the fault ended, its end not sent: resent
             continue
         recipients = SHAPES[name].messages[index].recipients
         mail = next(r for r in own if r.command == "MAIL")
@@ -295,4 +301,4 @@ def test_the_case_count_is_the_documented_one() -> None:
     total = sum(1 for name in SHAPES for _ in faults(name))
     page = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
     assert f"**{total:,} cases**" in page
-    assert "Nine shapes" in page and len(SHAPES) == 9
+    assert "Ten shapes" in page and len(SHAPES) == 10

@@ -245,3 +245,17 @@ async def test_a_connection_closed_at_any_command_of_any_message(
         delivered = [m.subject or "" for m in server.messages]
         wanted = [str(n) for n in range(3) if n != which or record]
         assert sorted(delivered) == wanted  # each once
+
+
+@pytest.mark.parametrize("close", [True, False], ids=["then closes", "stays open"])
+async def test_a_421_to_an_end_sends_the_message_behind_it_on_a_new_connection(
+    close: bool,
+) -> None:
+    async with ScriptedServer(pipelining=True) as server:
+        server.on("DATA_END", match="body-of-0", reply="421 4.3.2 Shutting down", close=close)
+        async with smtpx.Client(server.host, server.port, **PLAIN) as client:
+            got = await outcomes(client, [tagged(n) for n in range(3)])
+    assert isinstance(got[0], smtpx.ServiceUnavailable)
+    assert got[0].undelivered == ("r0@example.test",)
+    assert kinds(got[1:], smtpx.SendResult, smtpx.SendResult)
+    assert sorted(m.subject or "" for m in server.messages) == ["1", "2"]

@@ -9,9 +9,9 @@ says (``Transaction.closes_at_end``); otherwise the next message waits, as it wo
 one at a time.  The batch follows DATA's final ``.`` only: with CHUNKING a message
 takes one round trip already, and a message queued behind ``BDAT … LAST`` would put
 its own end on the wire before the previous reply, so one lost connection would
-leave both unknown.  When the session closes while waiting for an earlier message's reply
-with a message queued behind it and its end not handed out, that message goes back
-to ``left()``:
+leave both unknown.  When the session closes at an earlier message's command (its reply
+missing, or a 421) with a message queued behind it and that one's end not handed
+out, that message goes back to ``left()``:
 nothing of it was delivered, and it is sent on a new session as it would have been
 one at a time.
 
@@ -38,6 +38,7 @@ from smtpx import errors as e
 from smtpx._commands import Command
 from smtpx._message import Envelope
 from smtpx.protocol.flow import Action, Flow, Steps
+from smtpx.protocol.ledger import Entry
 from smtpx.protocol.mail import MailFlow
 from smtpx.protocol.session import Session
 from smtpx.protocol.states import Intent
@@ -86,22 +87,23 @@ class MailBatch:
         return Leading(self, started.popleft())
 
     def _take_back(self) -> None:
-        """The session closed while a message waited behind the one under way, for a
-        reply to an earlier message: if its end was never handed out, nothing of it can
+        """The session closed while a message waited behind the one under way, at an
+        earlier message's command (no reply, or a 421): if its end was never handed out,
+        nothing of it can
         have been delivered, so it goes back to the messages not started (sent on a new
         session, as it would have been one at a time) rather than failing for what
         ended the message before it.  Messages that failed before queueing anything
         keep their outcomes, in order."""
         kept: deque[Flow[SendResult]] = deque()
         back: list[Item] = []
-        missing = self.session.ledger.outstanding()  # the reply the session waited for
+        blamed = self._where_it_closed()
         for flow in self._started:
             transaction = flow.transaction if isinstance(flow, MailFlow) else None
             if (
                 isinstance(flow, MailFlow)
                 and transaction is not None
-                and missing is not None
-                and missing.start < transaction.mail.start  # an earlier message's reply
+                and blamed is not None
+                and blamed.start < transaction.mail.start  # an earlier message's entry
                 and _queued_without_end(flow)
             ):
                 back.append(flow.envelope)
@@ -110,6 +112,17 @@ class MailBatch:
         if back:
             self._started = kept
             self._items = itertools.chain(back, self._items)
+
+    def _where_it_closed(self) -> Entry | None:
+        """The entry the session closed at: the one whose reply closed it (a 421, a
+        reply that is not SMTP), or the oldest still waiting for its reply."""
+        session = self.session
+        for entry in session.ledger.entries:
+            if entry.result is None or (
+                session.error is not None and entry.result is session.error
+            ):
+                return entry
+        return None
 
     def stop(self) -> None:
         """Start no further message: ``next_flow()`` hands out only those under way."""
