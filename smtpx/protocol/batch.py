@@ -1,19 +1,19 @@
 """Messages back to back on one session, each transaction pipelined behind the one before.
 
 RFC 2920 §3.1 lets message content start a pipelined group, so on a server that offers
-PIPELINING the end of one message (DATA's final ``.``, or ``BDAT … LAST``) goes out in
-the same write as the next transaction's MAIL, RCPTs and DATA: a connection with
-messages queued spends one round trip per message instead of two.  The session
-allows that only when the end's reply closes the server's transaction whatever it
-says (``Transaction.closes_at_end``); otherwise the next message waits, as it would
-one at a time.  The batch follows DATA's final ``.`` only: with CHUNKING a message
-takes one round trip already, and a message queued behind ``BDAT … LAST`` would put
-its own end on the wire before the previous reply, so one lost connection would
-leave both unknown.  When the session closes at an earlier message's command (its reply
-missing, or a 421) with a message queued behind it and that one's end not handed
-out, that message goes back to ``left()``:
-nothing of it was delivered, and it is sent on a new session as it would have been
-one at a time.
+PIPELINING the end of one message (DATA's final ``.``) goes out in the same write as
+the next transaction's MAIL, RCPTs and DATA: a connection with messages queued spends
+one round trip per message instead of two.  The session allows that only when the
+end's reply closes the server's transaction whatever it says
+(``Transaction.closes_at_end``); otherwise the next message waits, as it would one at
+a time.  The batch never queues a message behind ``BDAT … LAST``: with CHUNKING a
+message takes one round trip already, and the next one's own end would be on the
+wire before the previous reply, so one lost connection would leave both unknown.
+
+When the session closes at an earlier message's command (its reply missing, or a
+421) while a message is queued behind it with its end not handed out, that message
+goes back to ``left()``: nothing of it was delivered, and it is sent on a new session
+as it would have been one at a time.
 
 Each message is its own ``MailFlow``: every reply is classified against its own
 command, one message's failure never changes another's outcome, and an interruption
@@ -87,11 +87,10 @@ class MailBatch:
         return Leading(self, started.popleft())
 
     def _take_back(self) -> None:
-        """The session closed while a message waited behind the one under way, at an
-        earlier message's command (no reply, or a 421): if its end was never handed out,
-        nothing of it can
-        have been delivered, so it goes back to the messages not started (sent on a new
-        session, as it would have been one at a time) rather than failing for what
+        """The session closed at an earlier message's command (no reply, or a 421)
+        while a message waited behind it: if that one's end was never handed out,
+        nothing of it can have been delivered, so it goes back to the messages not
+        started (sent on a new session, as one at a time) rather than failing for what
         ended the message before it.  Messages that failed before queueing anything
         keep their outcomes, in order."""
         kept: deque[Flow[SendResult]] = deque()
@@ -144,9 +143,9 @@ class MailBatch:
         anything (its outcome waits in order) makes room for the one after it."""
         session = self.session
         transaction = session.ledger.transaction
-        if transaction is not None and transaction.end is not None:
-            if transaction.end.command is not _DATA_END and not transaction.end.answered:
-                return False  # behind BDAT … LAST: see the module docstring
+        end = transaction.end if transaction is not None else None
+        if end is not None and end.command is not _DATA_END and not end.answered:
+            return False  # behind BDAT … LAST: see the module docstring
         while all(flow.over for flow in self._started) and session.may(_MAIL):
             item = next(self._items, None)
             if item is None:
