@@ -377,3 +377,88 @@ def test_interrupting_closes_and_is_judged_once() -> None:
     assert verdict.safe_to_retry == ("b@example.com",)
     transaction = session.ledger.transaction
     assert transaction is not None and isinstance(transaction.rcpts["b@example.com"].result, Ok)
+
+
+def _bdat_ended(replies: bytes, ehlo: bytes = EHLO) -> Session:
+    session = ready(ehlo)
+    session.mail("a@example.com")
+    session.rcpt("b@example.com")
+    session.bdat(b"x\r\n")
+    if replies:
+        answer(session, replies)
+    return session
+
+
+def _data_ended(ehlo: bytes = EHLO) -> Session:
+    session = ready(ehlo)
+    if b"PIPELINING" in ehlo:
+        session.mail("a@example.com")
+        session.rcpt("b@example.com")
+        session.data()
+        answer(session, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    else:  # each command after the reply to the one before
+        steps: list[tuple[Callable[[], Entry], bytes]] = [
+            (lambda: session.mail("a@example.com"), b"250 ok\r\n"),
+            (lambda: session.rcpt("b@example.com"), b"250 ok\r\n"),
+            (session.data, b"354 go\r\n"),
+        ]
+        for intent, reply in steps:
+            intent()
+            answer(session, reply)
+    session.data_payload(b"x\r\n")
+    return session
+
+
+LOCK_STEP = b"250-mx.test\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
+
+# Sessions at the end of a message, for the rule that lets the next MAIL follow it.
+AT_THE_END: dict[str, Callable[[], Session]] = {
+    "DATA's end, pipelined": _data_ended,
+    "DATA's end, lock-step": lambda: _data_ended(LOCK_STEP),
+    "BDAT LAST, nothing answered": lambda: _bdat_ended(b""),
+    "BDAT LAST, MAIL and RCPT accepted": lambda: _bdat_ended(b"250 ok\r\n250 ok\r\n"),
+    "BDAT LAST, the RCPT refused": lambda: _bdat_ended(b"250 ok\r\n550 no\r\n"),
+    "BDAT LAST, MAIL refused": lambda: _bdat_ended(b"550 no\r\n503 no\r\n"),
+    "BDAT LAST, only MAIL answered": lambda: _bdat_ended(b"250 ok\r\n"),
+}
+FOLLOWS = {
+    "DATA's end, pipelined": True,
+    "BDAT LAST, MAIL and RCPT accepted": True,
+}
+
+
+@pytest.mark.parametrize("name", list(AT_THE_END))
+def test_mail_follows_the_end_of_a_message_only_when_its_reply_ends_the_transaction(
+    name: str,
+) -> None:
+    session = AT_THE_END[name]()
+    assert session.state.name == "END_SENT"
+    assert session.may(Intent.MAIL) is FOLLOWS.get(name, False)
+    if FOLLOWS.get(name, False):
+        session.mail("next@example.com")  # queued behind the end, before its reply
+        session.rcpt("d@example.com")
+        assert session.state is State.RCPT_SENT and session.outstanding == 3
+    else:
+        with pytest.raises(SessionStateError, match="wait"):
+            session.mail("next@example.com")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [*REACH.values(), *AT_THE_END.values()],
+    ids=[*(s.name for s in REACH), *AT_THE_END],
+)
+@pytest.mark.parametrize("intent", list(Intent), ids=lambda i: i.name)
+def test_may_says_what_queueing_does(make: Callable[[], Session], intent: Intent) -> None:
+    # may() answers without building an error; queueing raises SessionStateError
+    # exactly when it said no (any other error is about the arguments, not the state)
+    said = make().may(intent)
+    try:
+        INTENTS[intent](make())
+    except SessionStateError:
+        allowed = False
+    except e.SMTPError:
+        allowed = True
+    else:
+        allowed = True
+    assert said is allowed

@@ -162,12 +162,20 @@ class Session:
         return bool(self._out)
 
     def may(self, intent: Intent) -> bool:
-        """Whether ``intent`` may be queued now (else it raises ``SessionStateError``)."""
-        try:
-            self._check(intent, Command.NOOP)
-        except SessionStateError:
+        """Whether ``intent`` may be queued now (else it raises ``SessionStateError``).
+
+        The same rules as ``_check()``, without building the error: a batch asks on
+        every step of the message under way."""
+        state = self.state
+        moves = ISSUE.get(state)
+        if moves is None or intent not in moves:
             return False
-        return True
+        awaiting = self._awaiting
+        if not awaiting:
+            return True
+        if state is _END_SENT:
+            return self.pipelining and self._end_is_all_awaited()
+        return not self._barriers and self.pipelining
 
     @property
     def outstanding(self) -> int:
@@ -487,9 +495,7 @@ class Session:
         PIPELINING, when that end is the one reply awaited, and when its reply ends the
         server's transaction whatever it says (``Transaction.closes_at_end``): else the
         next transaction's commands could land in a transaction still open."""
-        awaiting = self._awaiting
-        transaction = self.ledger.transaction
-        if not awaiting:
+        if not self._awaiting:
             return
         if not self.pipelining:
             raise SessionStateError(
@@ -497,18 +503,24 @@ class Session:
                 "server does not offer PIPELINING",
                 command=command,
             )
-        if (
-            len(awaiting) != 1
-            or transaction is None
-            or awaiting[0] is not transaction.end
-            or not transaction.closes_at_end
-        ):
+        if not self._end_is_all_awaited():
             raise SessionStateError(
                 f"{intent.value} must wait for the replies to this transaction: it may "
                 "follow the end of a message only once the end is all that is awaited "
                 "and ends the transaction whatever its reply",
                 command=command,
             )
+
+    def _end_is_all_awaited(self) -> bool:
+        """Whether the end of the message is the one reply awaited, and its reply ends
+        the server's transaction whatever it says."""
+        awaiting, transaction = self._awaiting, self.ledger.transaction
+        return (
+            len(awaiting) == 1
+            and transaction is not None
+            and awaiting[0] is transaction.end
+            and transaction.closes_at_end
+        )
 
     def _frame(self, data: bytes | bytearray | memoryview) -> bool:
         """Frame and pair what ``data`` completes; False once the session closed."""
