@@ -34,9 +34,9 @@ _DUMMY = {"OAUTHBEARER": b"\x01", "XOAUTH2": b""}
 class OAuthAccounts:
     """The bearer tokens a ``ScriptedServer`` accepts, by user, and what it was sent.
 
-    :param tokens: ``{username: token}``: the one token accepted for each user.
-    :param mechanisms: the mechanisms offered in EHLO (of ``"OAUTHBEARER"``, ``"XOAUTH2"``).
-    :param error_status: the JSON status of the error challenge for a refused token.
+    ``tokens`` is ``{username: token}``, the one token accepted for each user;
+    ``mechanisms`` the mechanisms offered in EHLO (of ``"OAUTHBEARER"``, ``"XOAUTH2"``);
+    ``error_status`` the JSON status of the error challenge for a refused token.
     """
 
     tokens: dict[str, str]
