@@ -220,7 +220,12 @@ class Pool(Configured):
         with a rate limit, each connection takes at most one message ahead of it."""
         if self._closed:
             raise e.UsageError("the pool is closed")
-        lanes = 1 if self.config.dry_run else self.size
+        if self.config.dry_run:  # no connection to borrow: prepared, checked, sunk
+            async with contextlib.aclosing(Client(config=self.config).send_many(messages)) as dry:
+                async for outcome in dry:
+                    yield outcome
+            return
+        lanes = self.size
         async with contextlib.aclosing(in_order(messages, lanes, self._lane, 4 * lanes)) as out:
             async for outcome in out:
                 yield outcome

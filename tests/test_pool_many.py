@@ -161,3 +161,13 @@ async def test_a_failing_lane_fails_the_caller_and_stops_the_others() -> None:
     with pytest.raises(RuntimeError, match="lane broke"):
         async for _ in in_order(range(50), 3, lane, window=2):
             pass
+
+
+async def test_a_dry_run_connects_nowhere() -> None:
+    sunk: list[Any] = []
+    async with smtpx.Pool("mx.invalid", dry_run=True, sink=sunk.append) as pool:
+        got = [o async for o in pool.send_many([message(0), b"no headers\r\n", message(2)])]
+        assert pool.stats.connections_opened == 0
+    assert [type(o) for o in got] == [smtpx.SendResult, smtpx.InvalidEnvelope, smtpx.SendResult]
+    assert len(sunk) == 2
+    assert all(isinstance(o, smtpx.SendResult) and o.dry_run for o in (got[0], got[2]))
