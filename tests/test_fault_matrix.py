@@ -937,7 +937,8 @@ SINK_CASES = [
         "reply: it answers nothing, so smtpx never pairs it with an end of data it did not "
         "send; nothing was delivered, and every recipient is undelivered",
         # on a loaded machine the 354 can be read alone and the message written before
-        # the 550 arrives: then the 550 answers the end of data, a plain refusal
+        # the 550 arrives: then the 550 answers the end of data, a plain refusal, and
+        # whether the close after it has been read yet is timing
         races=(_e(smtpx.MailboxUnavailable, 550, Command.DATA_END),),
     ),
     Case(
@@ -1034,7 +1035,9 @@ async def test_fault(case: Case, request: pytest.FixtureRequest) -> None:
         accounted, refusals = [], {}
     assert sorted(accounted) == sorted(case.recipients), outcome
     assert {r: Expect.of(error) for r, error in refusals.items()} == dict(case.refused)
-    if case.connected is not None:
+    # the connection state is the expected outcome's; an outcome a race allows (the
+    # server's reply read before its close, say) may find the close not read yet
+    if case.connected is not None and Expect.of(outcome) == case.expect:
         assert env.connected is case.connected, "connection state after the outcome"
     if case.check is not None:
         case.check(outcome, env)
