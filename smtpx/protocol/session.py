@@ -31,7 +31,6 @@ from smtpx._classify import classify
 from smtpx._commands import Command
 from smtpx._data import (
     END_OF_DATA,
-    dot_stuff,
     dot_stuff_parts,
     encode_data,
     last_octets,
@@ -86,6 +85,10 @@ _I_BDAT, _I_BDAT_LAST, _I_RSET = Intent.BDAT, Intent.BDAT_LAST, Intent.RSET
 _DATA_LINE, _RSET_LINE, _NOOP_LINE, _QUIT_LINE = (
     command_line((verb,)) for verb in (b"DATA", b"RSET", b"NOOP", b"QUIT")
 )
+
+# Why an intent is refused (``Session._refusal``); ``_check`` words each.
+_CLOSED_NOW, _NOT_IN_STATE, _BEHIND_BARRIER, _LOCK_STEP = "closed", "state", "barrier", "lock"
+_END_WITHOUT_PIPELINING, _END_NOT_ALONE = "end, lock-step", "end, not alone"
 
 # The intent a command line of the escape hatch (``Session.command``) stands for.
 _INTENT_OF: dict[Command, Intent] = {
@@ -162,20 +165,9 @@ class Session:
         return bool(self._out)
 
     def may(self, intent: Intent) -> bool:
-        """Whether ``intent`` may be queued now (else it raises ``SessionStateError``).
-
-        The same rules as ``_check()``, without building the error: a batch asks on
-        every step of the message under way."""
-        state = self.state
-        moves = ISSUE.get(state)
-        if moves is None or intent not in moves:
-            return False
-        awaiting = self._awaiting
-        if not awaiting:
-            return True
-        if state is _END_SENT:
-            return self.pipelining and self._end_is_all_awaited()
-        return not self._barriers and self.pipelining
+        """Whether ``intent`` may be queued now (else it raises ``SessionStateError``);
+        cheap enough to ask on every step (no error is built)."""
+        return self._refusal(intent) is None
 
     @property
     def outstanding(self) -> int:
@@ -287,20 +279,15 @@ class Session:
         (``Envelope.parts``) is sent as their concatenation; with ``normalized`` they
         are dot-stuffed one by one and never joined.
         """
+        if normalized and not encoded:
+            # dot-stuffing doubles every line-leading ".", so nothing it returns can end
+            # DATA early, whatever the line endings: one pass, no check after it
+            parts = dot_stuff_parts(payload if isinstance(payload, tuple) else (payload,))
+            check_payload_end(last_octets(parts))
+            return self._queue(_I_PAYLOAD, _DATA_END, (*parts, END_OF_DATA))
         if isinstance(payload, tuple):
-            if normalized and not encoded:
-                # dot-stuffing doubles every line-leading ".", so nothing it returns can
-                # end DATA early, whatever the line endings: one pass, no check after it
-                parts = dot_stuff_parts(payload)
-                check_payload_end(last_octets(parts))
-                return self._queue(_I_PAYLOAD, _DATA_END, (*parts, END_OF_DATA))
             payload = b"".join(payload)  # normalising and checking look across the parts
-        if encoded:
-            payload = check_payload(payload)
-        elif normalized:
-            payload = check_payload_end(dot_stuff(payload))
-        else:
-            payload = encode_data(payload)
+        payload = check_payload(payload) if encoded else encode_data(payload)
         return self._queue(_I_PAYLOAD, _DATA_END, (payload, END_OF_DATA))
 
     def bdat(
@@ -459,57 +446,63 @@ class Session:
 
     def _check(self, intent: Intent, command: Command, recipient: str | None = None) -> None:
         """``SessionStateError`` if the state table, a barrier or lock-step forbids
-        ``intent`` now."""
-        state = self.state
-        if state is State.CLOSED:
+        ``intent`` now (``_refusal()`` decides; this words it)."""
+        refusal = self._refusal(intent)
+        if refusal is None:
+            return
+        what = intent.value
+        if refusal is _CLOSED_NOW:
             raise SessionClosed(
-                f"{intent.value} cannot be sent: the session is closed",
+                f"{what} cannot be sent: the session is closed",
                 command=command,
                 recipient=recipient,
             )
+        if refusal is _NOT_IN_STATE:
+            message = f"{what} is not allowed now: the session is {self.state.value}"
+        elif refusal is _END_WITHOUT_PIPELINING:
+            message = (
+                f"{what} must wait for the reply to the end of the message: the server "
+                "does not offer PIPELINING"
+            )
+        elif refusal is _END_NOT_ALONE:
+            message = (
+                f"{what} must wait for the replies to this transaction: it may follow the "
+                "end of a message only once the end is all that is awaited and ends the "
+                "transaction whatever its reply"
+            )
+        elif refusal is _BEHIND_BARRIER:
+            waiting = next(entry for entry in self._awaiting if entry.barrier)
+            message = f"{what} must wait for the reply to {waiting.command.label}"
+        else:
+            message = (
+                f"{what} must wait for the replies it follows: the server does not offer "
+                "PIPELINING"
+            )
+        raise SessionStateError(message, command=command)
+
+    def _refusal(self, intent: Intent) -> str | None:
+        """Why ``intent`` may not be queued now (one of the ``_`` reasons below), or None.
+
+        In ``END_SENT``, MAIL may follow the end of a message before its reply (RFC 2920
+        §3.1): only with PIPELINING, when that end is the one reply awaited, and when its
+        reply ends the server's transaction whatever it says
+        (``Transaction.closes_at_end``): else the next transaction's commands could land
+        in a transaction still open."""
+        state = self.state
+        if state is _CLOSED:
+            return _CLOSED_NOW
         moves = ISSUE.get(state)
         if moves is None or intent not in moves:
-            raise SessionStateError(
-                f"{intent.value} is not allowed now: the session is {state.value}",
-                command=command,
-            )
-        if state is _END_SENT:
-            self._check_follows_end(intent, command)
-            return
-        if self._awaiting:
-            if self._barriers:
-                waiting = next(entry for entry in self._awaiting if entry.barrier)
-                raise SessionStateError(
-                    f"{intent.value} must wait for the reply to {waiting.command.label}",
-                    command=command,
-                )
-            if not self.pipelining:
-                raise SessionStateError(
-                    f"{intent.value} must wait for the replies it follows: the server "
-                    "does not offer PIPELINING",
-                    command=command,
-                )
-
-    def _check_follows_end(self, intent: Intent, command: Command) -> None:
-        """MAIL behind the end of a message, before its reply (RFC 2920 §3.1): only with
-        PIPELINING, when that end is the one reply awaited, and when its reply ends the
-        server's transaction whatever it says (``Transaction.closes_at_end``): else the
-        next transaction's commands could land in a transaction still open."""
+            return _NOT_IN_STATE
         if not self._awaiting:
-            return
-        if not self.pipelining:
-            raise SessionStateError(
-                f"{intent.value} must wait for the reply to the end of the message: the "
-                "server does not offer PIPELINING",
-                command=command,
-            )
-        if not self._end_is_all_awaited():
-            raise SessionStateError(
-                f"{intent.value} must wait for the replies to this transaction: it may "
-                "follow the end of a message only once the end is all that is awaited "
-                "and ends the transaction whatever its reply",
-                command=command,
-            )
+            return None
+        if state is _END_SENT:
+            if not self.pipelining:
+                return _END_WITHOUT_PIPELINING
+            return None if self._end_is_all_awaited() else _END_NOT_ALONE
+        if self._barriers:
+            return _BEHIND_BARRIER
+        return None if self.pipelining else _LOCK_STEP
 
     def _end_is_all_awaited(self) -> bool:
         """Whether the end of the message is the one reply awaited, and its reply ends
