@@ -100,12 +100,12 @@ def dot_stuff_parts(parts: tuple[bytes, ...]) -> tuple[bytes, ...]:
 
 def last_octets(parts: tuple[bytes, ...]) -> bytes:
     """The last two octets of the parts' concatenation (fewer if it is shorter)."""
-    if parts and len(parts[-1]) >= 2:
-        return parts[-1][-2:]  # the usual case: the last part is a line
-    end = b""
-    for part in reversed(parts):
-        end = part[len(end) - 2 :] + end if len(end) < 2 else end
-    return end[-2:]
+    tail = b""
+    for part in reversed(parts):  # usually the last part alone: it is a line
+        tail = part[-2:] + tail
+        if len(tail) >= 2:
+            break
+    return tail[-2:]
 
 
 def encode_data(message: bytes) -> bytes:

@@ -348,14 +348,14 @@ class Connection(asyncio.BufferedProtocol):
     def _before_end(self, size: int) -> None:
         """Run the task's ``before_end_of_message`` hook right before the write that
         hands out the end of the message; if it raises, that write never happens."""
+        if self._hook is None:
+            return
         ledger = self.session.ledger
         handed = ledger.handed
         reach = handed + min(size, self.session_pending())
         for transaction in ledger.transactions:  # two when one is pipelined behind an end
             end = transaction.end
-            if end is None or self._hook is None:
-                continue
-            if not handed < end.start + end.size <= reach:
+            if end is None or not handed < end.start + end.size <= reach:
                 continue
             to = tuple(r for r, entry in transaction.rcpts.items() if not entry.refused)
             if to:  # no recipient: an empty DATA that ends nothing deliverable

@@ -114,14 +114,14 @@ class MailBatch:
 
     def _where_it_closed(self) -> Entry | None:
         """The entry the session closed at: the one whose reply closed it (a 421, a
-        reply that is not SMTP), or the oldest still waiting for its reply."""
+        reply that is not SMTP), else the oldest still waiting for its reply."""
         session = self.session
-        for entry in session.ledger.entries:
-            if entry.result is None or (
-                session.error is not None and entry.result is session.error
-            ):
-                return entry
-        return None
+        closer = session.error
+        if closer is not None:
+            for entry in session.ledger.entries:
+                if entry.result is closer:
+                    return entry
+        return session.ledger.outstanding()
 
     def stop(self) -> None:
         """Start no further message: ``next_flow()`` hands out only those under way."""
