@@ -14,7 +14,7 @@ import functools
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from email.errors import MessageError
 from email.header import Header
 from email.message import EmailMessage, Message
@@ -115,6 +115,23 @@ class Envelope:
         """What DATA carries: ``data`` dot-stuffed (``data`` itself when no line starts
         with "."); the final "." follows it.  Derived when sent, as BDAT needs none."""
         return dot_stuff(self.data)
+
+
+def messages_of(messages: object, what: str) -> Iterator[MessageInput | Envelope]:
+    """``messages`` (an iterable of messages or envelopes) as an iterator;
+    ``UsageError`` for anything else, and for one message given where many are
+    expected (iterating it would yield its characters or parts, not messages)."""
+    if isinstance(messages, str | bytes | bytearray | memoryview | Message | Envelope):
+        raise UsageError(
+            f"{what} takes an iterable of messages, not one {type(messages).__name__}: "
+            "pass [message], or use send()"
+        )
+    if not isinstance(messages, Iterable):
+        raise UsageError(
+            f"{what} takes an iterable of messages (EmailMessage, bytes, str or "
+            f"Envelope), not {type(messages).__name__}"
+        )
+    return iter(messages)
 
 
 def prepare(

@@ -31,7 +31,7 @@ from smtpx._dry_run import NOT_CONNECTED, deliver_nowhere
 from smtpx._dsn import DSN
 from smtpx._edge import open_connection
 from smtpx._hosts import fails_over, start_of
-from smtpx._message import Envelope, MessageInput, prepare
+from smtpx._message import Envelope, MessageInput, messages_of, prepare
 from smtpx._network import Origin
 from smtpx._oauth import OAuth2
 from smtpx._reply import Reply
@@ -298,9 +298,10 @@ class Client(ClientCommands):
         (``total_timeout`` per message), under the client's lock until the loop ends;
         leaving the loop early finishes the message under way and starts no other.
         """
+        given = messages_of(messages, "send_many()")
         if self._local_hostname is None and not self.config.dry_run:
             self._local_hostname = check_hostname(await asyncio.to_thread(_fqdn))
-        items = map(self._prepared, messages)
+        items = map(self._prepared, given)
         async with self._lock:
             if self.config.dry_run:
                 for item in items:

@@ -23,7 +23,7 @@ import attrs
 from smtpx import errors as e
 from smtpx._dsn import DSN
 from smtpx._fanout import in_order
-from smtpx._message import Envelope, MessageInput
+from smtpx._message import Envelope, MessageInput, messages_of
 from smtpx._rate_limit import RateLimiter, is_seconds
 from smtpx._reasons import Reason
 from smtpx.client import Client
@@ -218,15 +218,16 @@ class Pool(Configured):
         next message not yet taken, pipelined as there; the outcomes come in the order of
         ``messages``.  A connection is retired after ``max_messages`` as for ``send``;
         with a rate limit, each connection takes at most one message ahead of it."""
+        given = messages_of(messages, "send_many()")
         if self._closed:
             raise e.UsageError("the pool is closed")
         if self.config.dry_run:  # no connection to borrow: prepared, checked, sunk
-            async with contextlib.aclosing(Client(config=self.config).send_many(messages)) as dry:
+            async with contextlib.aclosing(Client(config=self.config).send_many(given)) as dry:
                 async for outcome in dry:
                     yield outcome
             return
         lanes = self.size
-        async with contextlib.aclosing(in_order(messages, lanes, self._lane, 4 * lanes)) as out:
+        async with contextlib.aclosing(in_order(given, lanes, self._lane, 4 * lanes)) as out:
             async for outcome in out:
                 yield outcome
 

@@ -259,3 +259,39 @@ async def test_a_421_to_an_end_sends_the_message_behind_it_on_a_new_connection(
     assert got[0].undelivered == ("r0@example.test",)
     assert kinds(got[1:], smtpx.SendResult, smtpx.SendResult)
     assert sorted(m.subject or "" for m in server.messages) == ["1", "2"]
+
+
+NOT_MANY: list[Any] = [
+    message(0),  # one message: bytes
+    message(0).decode(),  # str
+    bytearray(message(0)),
+    memoryview(message(0)),
+    smtpx.compose("a@example.test", "b@example.test", "one", text="one"),  # EmailMessage
+    prepare(message(0)),  # one Envelope
+    None,
+    5,
+    3.5,
+    object(),
+]
+
+
+@pytest.mark.parametrize("given", NOT_MANY, ids=lambda g: type(g).__name__)
+@pytest.mark.parametrize("where", ["Client", "Pool", "SyncClient"])
+async def test_anything_but_an_iterable_of_messages_is_a_usage_error(
+    given: Any, where: str
+) -> None:
+    # nothing connects: the server address is not even looked at
+    options: dict[str, Any] = {"port": 9, **PLAIN}
+    with pytest.raises(smtpx.UsageError, match="iterable of messages"):
+        if where == "Client":
+            await outcomes(smtpx.Client("127.0.0.1", **options), given)
+        elif where == "Pool":
+            async with smtpx.Pool("127.0.0.1", **options) as pool:
+                async for _ in pool.send_many(given):
+                    pass
+        else:
+
+            def blocking() -> None:
+                smtpx.SyncClient("127.0.0.1", **options).send_many(given)
+
+            await asyncio.to_thread(blocking)
