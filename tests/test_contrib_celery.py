@@ -7,6 +7,7 @@ Redis comes from the Debian package ``redis-server``. Without it these tests ski
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from types import ModuleType
@@ -34,6 +35,22 @@ GREYLISTED = "450 4.2.0 Greylisted, try again later"
 WAIT = 20  # seconds a result may take, at most (a loaded machine)
 # Celery's Redis result backend calls a redis-py function in a way redis-py deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:Call to 'get_connection':DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def no_cyclic_gc_inside_redis_calls() -> Iterator[None]:
+    """Celery's Redis result backend can deadlock when the cyclic garbage collector
+    runs an ``AsyncResult.__del__`` in the middle of a pub/sub SUBSCRIBE (it re-enters
+    redis-py's lock; celery/celery#10477, seen here hanging a matrix leg for good): the
+    collector runs between the tests, never during one."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
 
 # The app the worker runs and this process enqueues to: what a project's celery.py holds.
 APP = """
