@@ -27,7 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 from smtpx import errors as e
 from smtpx._compose import Recipients, message_or_compose
 from smtpx._dsn import DSN
-from smtpx._message import Envelope, MessageInput
+from smtpx._message import Envelope, MessageInput, messages_of
 from smtpx._oneshot import send
 from smtpx._reply import Reply
 from smtpx.client import Client
@@ -204,9 +204,10 @@ class SyncClient(Configured):
     ) -> list[SendResult | e.SMTPError]:
         """:meth:`smtpx.Client.send_many`, blocking: every message's outcome (its
         ``SendResult`` or its ``SMTPError``), in order, once the last one is decided."""
+        given = messages_of(messages, "send_many()")  # a UsageError starts no thread
 
         async def collect(session: _Session) -> list[SendResult | e.SMTPError]:
-            return [outcome async for outcome in session.client.send_many(messages)]
+            return [outcome async for outcome in session.client.send_many(given)]
 
         return self._call("send_many", collect)
 

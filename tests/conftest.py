@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -32,6 +33,24 @@ async def mx(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedServer]:
 def ca() -> LocalCA:
     """One throwaway certificate authority for the session."""
     return LocalCA()
+
+
+def _client_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("smtpx-sync-")}
+
+
+@pytest.fixture(autouse=True)
+def _no_client_thread_left_behind() -> Iterator[None]:
+    """A SyncClient a test forgets keeps its loop thread until the garbage collector
+    finds it, which may be tests later, where it breaks their count of threads: each
+    test ends with the clients it started closed."""
+    before = _client_threads()
+    yield
+    left = _client_threads() - before
+    for thread in left:
+        thread.join(timeout=2)  # closing is asynchronous for a client dropped at the end
+    if alive := sorted(t.name for t in left if t.is_alive()):
+        pytest.fail(f"the test left SyncClient threads running: {alive}")
 
 
 @pytest.fixture(autouse=True)
