@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -226,6 +227,19 @@ def test_bcc_is_delivered_without_the_header(
     assert outcome["accepted"] == [ALICE, BOB, "carol@example.com"]
     [received] = server.messages
     assert received.message["Bcc"] is None
+
+
+def test_ignore_result_passes_through_and_subscribes_to_nothing(
+    server: ScriptedServer, celery_app: ModuleType
+) -> None:
+    # what the docs offer against Celery's own pub/sub hang: no SUBSCRIBE for the result
+    consumer = celery_app.app.backend.result_consumer
+    result = send(celery_app, ignore_result=True)
+    assert not any(result.id.encode() in key for key in consumer.subscribed_to)
+    deadline = time.monotonic() + WAIT
+    while not server.messages and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert_sent(server, to=[ALICE, BOB], subject="Your order", count=1)
 
 
 def test_a_bad_address_fails_in_the_application(
