@@ -16,6 +16,7 @@ from smtpx import (
     _dsn,
     _end_of_message,
     _enhanced,
+    _envelope,
     _explain,
     _message,
     _oauth,
@@ -46,6 +47,7 @@ from smtpx._dry_run import *  # noqa: F403
 from smtpx._dsn import *  # noqa: F403
 from smtpx._end_of_message import *  # noqa: F403
 from smtpx._enhanced import *  # noqa: F403
+from smtpx._envelope import *  # noqa: F403
 from smtpx._explain import *  # noqa: F403
 from smtpx._message import *  # noqa: F403
 from smtpx._oauth import *  # noqa: F403
@@ -72,6 +74,7 @@ __all__ += _compose.__all__
 __all__ += _dry_run.__all__
 __all__ += _dsn.__all__
 __all__ += _end_of_message.__all__
+__all__ += _envelope.__all__
 __all__ += _enhanced.__all__
 __all__ += _explain.__all__
 __all__ += _message.__all__

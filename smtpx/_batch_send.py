@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from itertools import chain
 
 from smtpx import errors as e
-from smtpx._message import Envelope
+from smtpx._envelope import Envelope
 from smtpx.protocol.batch import Item, Leading, MailBatch
 from smtpx.protocol.session import Session
 from smtpx.results import SendResult

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from smtpx._commands import Command
-from smtpx._message import Envelope
+from smtpx._envelope import Envelope
 from smtpx._reply import Reply
 from smtpx.results import Ready, SendResult
 

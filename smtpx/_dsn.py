@@ -8,7 +8,7 @@ recipient; ``ORCPT=<addr-type>;<xtext>`` per recipient (at most 500 characters);
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -87,10 +87,42 @@ def _original(recipient: str, value: str) -> str:
     return encoded
 
 
+class _Originals(Mapping[str, str]):
+    """``DSN.orcpt`` once checked: read-only and hashable, as the frozen ``DSN`` holding
+    it is (a dict could be changed after its values were checked)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: dict[str, str]) -> None:
+        self._items = items
+
+    def __getitem__(self, recipient: str) -> str:
+        return self._items[recipient]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+    def __reduce__(self) -> tuple[type[_Originals], tuple[dict[str, str]]]:
+        return (_Originals, (self._items,))
+
+
 def _orcpts(value: object) -> Mapping[str, str]:
+    if isinstance(value, _Originals):
+        return value
     if not isinstance(value, Mapping):
         raise UsageError(f"orcpt must map recipients to original addresses, not {value!r}")
-    return {str(recipient).lower(): _original(recipient, v) for recipient, v in value.items()}
+    return _Originals(
+        {str(recipient).lower(): _original(recipient, v) for recipient, v in value.items()}
+    )
 
 
 @attrs.frozen

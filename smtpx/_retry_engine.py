@@ -17,7 +17,7 @@ import tenacity
 from tenacity.stop import stop_base
 
 from smtpx import errors as e
-from smtpx._message import Envelope
+from smtpx._envelope import Envelope
 from smtpx._reasons import Reason
 from smtpx._reply import Reply
 from smtpx.results import SendResult

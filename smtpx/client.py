@@ -30,8 +30,9 @@ from smtpx._commands import Command
 from smtpx._dry_run import NOT_CONNECTED, deliver_nowhere
 from smtpx._dsn import DSN
 from smtpx._edge import open_connection
+from smtpx._envelope import Envelope
 from smtpx._hosts import fails_over, start_of
-from smtpx._message import Envelope, MessageInput, messages_of, prepare
+from smtpx._message import MessageInput, messages_of, prepare
 from smtpx._network import Origin
 from smtpx._oauth import OAuth2
 from smtpx._reply import Reply
@@ -305,10 +306,8 @@ class Client(ClientCommands):
         async with self._lock:
             if self.config.dry_run:
                 for item in items:
-                    if isinstance(item, e.SMTPError):
-                        yield item
-                    else:
-                        yield deliver_nowhere(item, self.config.sink)
+                    sink = self.config.sink
+                    yield deliver_nowhere(item, sink) if isinstance(item, Envelope) else item
                 return
             batches = send_batches(
                 items, session=self._session_for, run=self._one_of_many, chunking=self.chunking

@@ -21,8 +21,8 @@ import attrs
 
 from smtpx import _connect_options as connect_options
 from smtpx._address import check_hostname
+from smtpx._envelope import Envelope
 from smtpx._hosts import STRATEGIES, Endpoint, parse_endpoint
-from smtpx._message import Envelope
 from smtpx._oauth import OAuth2
 from smtpx._proxy_url import ProxyURL, proxy_url
 from smtpx._secret import Credentials

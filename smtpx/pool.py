@@ -22,8 +22,9 @@ import attrs
 
 from smtpx import errors as e
 from smtpx._dsn import DSN
+from smtpx._envelope import Envelope
 from smtpx._fanout import in_order
-from smtpx._message import Envelope, MessageInput, messages_of
+from smtpx._message import MessageInput, messages_of
 from smtpx._rate_limit import RateLimiter, is_seconds
 from smtpx._reasons import Reason
 from smtpx.client import Client

@@ -27,7 +27,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 from smtpx import errors as e
 from smtpx._compose import Recipients, message_or_compose
 from smtpx._dsn import DSN
-from smtpx._message import Envelope, MessageInput, messages_of
+from smtpx._envelope import Envelope
+from smtpx._message import MessageInput, messages_of
 from smtpx._oneshot import send
 from smtpx._reply import Reply
 from smtpx.client import Client

@@ -17,7 +17,8 @@ import attrs
 from memory_server import Mailstore, MemoryServer, Script
 
 from smtpx import errors as e
-from smtpx._message import Envelope, prepare
+from smtpx._envelope import Envelope
+from smtpx._message import prepare
 from smtpx._secret import Credentials
 from smtpx.protocol import (
     Action,

@@ -27,7 +27,7 @@ from protocol_harness import Shape, shapes
 import smtpx
 from smtpx import RetryPolicy, VirtualClock
 from smtpx import errors as e
-from smtpx._message import Envelope
+from smtpx._envelope import Envelope
 from smtpx._network import NETWORK
 from smtpx._retry_engine import send_with_retry
 from smtpx.protocol import StartTLS

@@ -7,8 +7,10 @@ and checks the syntax of every parameter) and ScriptedServer (which does not off
 from __future__ import annotations
 
 import asyncio
+import pickle
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -346,3 +348,15 @@ async def test_requiretls_goes_out_on_a_verified_tls_session_that_offers_it(ca: 
     assert result.accepted == (BOB, CAROL)
     mail = [line for line in seen if line.startswith(b"MAIL")]
     assert mail == [b"MAIL FROM:<a@example.com> REQUIRETLS\r\n"], mail
+
+
+def test_a_dsn_is_a_frozen_value_all_the_way_down() -> None:
+    dsn = smtpx.DSN(notify={"failure"}, orcpt={BOB.upper(): "rfc822;robert@example.org"})
+    assert dsn.orcpt == {BOB: "rfc822;robert@example.org"}  # a Mapping, equal to the dict
+    with pytest.raises(TypeError):
+        dsn.orcpt[CAROL] = "rfc822;x\r\nRCPT TO:<evil@example.org>"  # type: ignore[index]
+    same = smtpx.DSN(notify={"failure"}, orcpt={BOB: "rfc822;robert@example.org"})
+    assert dsn == same and hash(dsn) == hash(same) and len({dsn, same}) == 1
+    assert pickle.loads(pickle.dumps(dsn)) == dsn
+    assert attrs.evolve(dsn, ret="full").orcpt == dsn.orcpt
+    assert repr(dsn.orcpt) == repr({BOB: "rfc822;robert@example.org"})

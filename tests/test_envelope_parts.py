@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import tracemalloc
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 import pytest
@@ -17,7 +18,9 @@ from test_protocol_session import REACH, flush
 
 from smtpx import errors as e
 from smtpx._data import dot_stuff, dot_stuff_parts, last_octets
-from smtpx._message import Envelope, prepare
+from smtpx._dsn import DSN
+from smtpx._envelope import Envelope
+from smtpx._message import prepare
 from smtpx.protocol import Action, MailFlow, Session, SetupFlow, StartTLS, State
 
 # Every class of octet at a boundary: a line-leading dot, two, an end-of-data
@@ -232,3 +235,36 @@ def test_a_transaction_sends_the_parts_exactly_as_the_joined_message(
     wire = _transaction(parted, script)
     assert wire == _transaction(whole, script)
     assert f"SIZE={len(head + content)}".encode() in wire
+
+
+WHOLE = (
+    b"Date: Tue, 01 Dec 2026 16:00:00 +0000\r\nMessage-ID: <x@example.com>\r\n"
+    b"Subject: parts\r\n\r\n.a line with a dot\r\nbody\r\n"
+)
+LINE_ENDS = [i + 2 for i in range(len(WHOLE) - 1) if WHOLE[i : i + 2] == b"\r\n"]
+
+
+@pytest.mark.parametrize("split", [0, *LINE_ENDS])
+def test_envelopes_that_send_the_same_are_equal_however_they_are_split(split: int) -> None:
+    whole = Envelope("a@example.com", ("b@example.com",), WHOLE, False, False)
+    parted = Envelope(
+        "a@example.com", ("b@example.com",), WHOLE[split:], False, False, head=WHOLE[:split]
+    )
+    assert parted == whole and hash(parted) == hash(whole)
+    assert len({whole, parted}) == 1
+    # and any field that changes what is sent makes them differ
+    changes: dict[str, Any] = {
+        "sender": "c@example.com",
+        "recipients": ("b@example.com", "c@example.com"),
+        "data": WHOLE[split:] + b"more\r\n",
+        "smtputf8": True,
+        "eight_bit": True,
+        "dsn": DSN(notify={"failure"}),
+        "dsn_required": False,
+        "require_tls": True,
+    }
+    for name, value in changes.items():
+        other = attrs.evolve(parted, **{name: value})
+        assert other != parted, name
+        assert other != whole, name
+    assert parted != WHOLE  # never equal to anything but an envelope

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import smtpx
 from smtpx import Command, Reply, RetryPolicy, SendResult, classify
-from smtpx._message import Envelope
+from smtpx._envelope import Envelope
 from smtpx._retry_engine import Recipients, _report_deliverability, send_with_retry
 
 RECIPIENTS = ("a@example.com", "b@example.com", "c@example.com", "d@example.com")

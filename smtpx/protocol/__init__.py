@@ -20,7 +20,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from smtpx._message import Envelope, prepare
+    from smtpx._envelope import Envelope
+    from smtpx._message import prepare
     from smtpx.protocol.batch import MailBatch
     from smtpx.protocol.flow import Action, Flow, ReplyFlow, StepsFlow
     from smtpx.protocol.framing import ReplyFramer

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 
 from smtpx import errors as e
 from smtpx._commands import Command
-from smtpx._message import Envelope
+from smtpx._envelope import Envelope
 from smtpx.protocol.flow import Action, Flow, Steps
 from smtpx.protocol.ledger import Entry
 from smtpx.protocol.mail import MailFlow

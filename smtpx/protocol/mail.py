@@ -18,7 +18,7 @@ import attrs
 from smtpx import errors as e
 from smtpx._address import check_address
 from smtpx._commands import Command
-from smtpx._message import Envelope
+from smtpx._envelope import Envelope
 from smtpx._reply import Reply
 from smtpx.protocol.flow import Flow, Steps, ok
 from smtpx.protocol.ledger import Entry, Transaction
