@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from smtpx.protocol.states import Intent, SessionStateError, State
 
 _WHERE = {
-    "Envelope": "smtpx._message",
+    "Envelope": "smtpx._envelope",
     "prepare": "smtpx._message",
     "MailBatch": "batch",
     "Action": "flow",
