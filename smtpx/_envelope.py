@@ -39,7 +39,8 @@ class Envelope:
     ``Message-ID``; empty when it added none; with the message's other header lines
     when it removed a Bcc), and ``content``, the message as given, or its body
     (``Envelope(sender, recipients, data, ...)`` sets it), so that adding a header
-    never copies the message.  Sending uses ``parts``.
+    never copies the message.  Sending uses ``parts``.  Two envelopes are equal (and
+    hash alike) when they would send the same, however ``data`` is split.
     """
 
     sender: str
