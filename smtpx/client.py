@@ -305,8 +305,8 @@ class Client(ClientCommands):
         items = map(self._prepared, given)
         async with self._lock:
             if self.config.dry_run:
+                sink = self.config.sink
                 for item in items:
-                    sink = self.config.sink
                     yield deliver_nowhere(item, sink) if isinstance(item, Envelope) else item
                 return
             batches = send_batches(

@@ -359,4 +359,8 @@ def test_a_dsn_is_a_frozen_value_all_the_way_down() -> None:
     assert dsn == same and hash(dsn) == hash(same) and len({dsn, same}) == 1
     assert pickle.loads(pickle.dumps(dsn)) == dsn
     assert attrs.evolve(dsn, ret="full").orcpt == dsn.orcpt
+    # a copy keeps the encoded value as it is: it is not xtext-encoded a second time
+    plus = smtpx.DSN(orcpt={BOB: "rfc822;a+b=c@example.org"})
+    assert attrs.evolve(plus, ret="full").rcpt_parameters(BOB) == plus.rcpt_parameters(BOB)
+    assert plus.rcpt_parameters(BOB) == ["ORCPT=rfc822;a+2Bb+3Dc@example.org"]
     assert repr(dsn.orcpt) == repr({BOB: "rfc822;robert@example.org"})
